@@ -1,0 +1,181 @@
+"""Run configuration: typed dataclasses loaded from YAML and validated early.
+
+An unknown key or a value of the wrong type is rejected when the file is read, naming the key, so that a
+typo never surfaces an hour into training. Names map to factories through plain dicts, never dotted imports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mridiff.errors import InputError
+
+TASKS: tuple[str, ...] = ("recon", "sr", "augment")
+
+
+@dataclass
+class DataConfig:
+    """Where the training data are and how slices become examples.
+
+    Attributes:
+        root: directory of fastMRI-layout HDF5 files (for recon/sr/augment from HDF5) or NIfTI volumes.
+        train_list: optional file listing training file names (one per line), relative to ``root``.
+        val_list: optional file listing validation file names.
+        challenge: ``"auto"``, ``"singlecoil"`` or ``"multicoil"``: which files to use.
+    """
+
+    root: str = "work_data/default/train"
+    train_list: str | None = None
+    val_list: str | None = None
+    challenge: str = "auto"
+
+
+@dataclass
+class DiffusionConfig:
+    """Noise schedule and prediction type."""
+
+    timesteps: int = 1000
+    schedule: str = "linear"
+    prediction: str = "epsilon"
+
+
+@dataclass
+class MaskConfig:
+    """Masks drawn per training example (recon) or the scale factors (sr)."""
+
+    kinds: list[str] = field(default_factory=lambda: ["random", "equispaced_fraction", "poisson"])
+    accelerations: list[int] = field(default_factory=lambda: [4, 8])
+    sr_scales: list[int] = field(default_factory=lambda: [2])
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping."""
+
+    batch_size: int = 8
+    lr: float = 2e-4
+    max_steps: int = 2000
+    max_minutes: float | None = None
+    precision: str = "auto"
+    ema_decay: float = 0.999
+    num_workers: int = 0
+    seed: int = 0
+    val_every: int = 500
+    val_slices: int = 2
+    val_steps: int = 10
+    ckpt_every: int = 200
+    log_every: int = 10
+    grad_clip: float = 1.0
+
+
+@dataclass
+class RunConfig:
+    """A whole training run."""
+
+    task: str = "recon"
+    out_dir: str = "runs/recon"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=dict)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (for checkpoints and exported model cards)."""
+        return dataclasses.asdict(self)
+
+
+def _check_type(value: Any, annotation: Any, key: str, path: str) -> Any:
+    """Validate ``value`` against a (simple) type annotation; ints are accepted where floats are expected."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_type(value, option, key, path)
+            except InputError:
+                continue
+        raise InputError(path, f"config key '{key}' has the wrong type ({type(value).__name__})")
+    if origin is list:
+        (inner,) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise InputError(path, f"config key '{key}' must be a list, got {type(value).__name__}")
+        return [_check_type(v, inner, key, path) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise InputError(path, f"config key '{key}' must be a mapping, got {type(value).__name__}")
+        return value
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool):
+        if isinstance(value, bool) and annotation is not bool:
+            raise InputError(path, f"config key '{key}' must be {annotation.__name__}, got bool")
+        if not isinstance(value, annotation):
+            raise InputError(path, f"config key '{key}' must be {annotation.__name__}, got {type(value).__name__}")
+        return value
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        return _build(annotation, value, key, path)
+    raise TypeError(f"unsupported annotation {annotation!r}")
+
+
+def _build(cls: type, data: Any, prefix: str, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(path, f"config section '{prefix or 'top level'}' must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise InputError(path, f"unknown config key '{full}'", f"allowed here: {', '.join(sorted(names))}")
+        kwargs[key] = _check_type(value, hints[key], full, path)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<config>") -> RunConfig:
+    """Validate a plain dict into a :class:`RunConfig`.
+
+    Raises:
+        InputError: on an unknown key, a wrong type or an unknown task, naming the key.
+    """
+    cfg: RunConfig = _build(RunConfig, data, "", source)
+    if cfg.task not in TASKS:
+        raise InputError(source, f"config key 'task' must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+    from mridiff.models.unet import UNetConfig
+
+    try:
+        UNetConfig.from_dict(cfg.model)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(source, f"config section 'model': {exc}") from None
+    return cfg
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run configuration.
+
+    Raises:
+        InputError: if the file is missing, is not YAML, or does not validate.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(p, f"cannot read config: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(p, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        data = {}
+    return config_from_dict(data, str(p))

@@ -1,0 +1,366 @@
+"""Lazy reader for fastMRI-layout HDF5 files, one slice at a time.
+
+Layout (as the fastMRI data and ``fastmri.data.SliceDataset``): ``kspace`` complex ``(S, H, W)`` single-coil or
+``(S, C, H, W)`` multi-coil; optional ``reconstruction_esc`` / ``reconstruction_rss`` float ``(S, h, w)``; optional
+``mask`` ``(W,)`` or ``(H, W)``; ``ismrmrd_header`` XML; file attributes such as ``acquisition``, ``max``, ``norm``.
+
+:func:`open_scan` validates the file cheaply (shapes, dtypes, the first slice) and never loads a whole volume;
+:func:`read_slice` reopens the file read-only and reads one slice, so it is safe in DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mridiff.data.ismrmrd import parse_header
+from mridiff.errors import InputError
+
+TARGET_KEYS = ("reconstruction_rss", "reconstruction_esc")
+
+# Attribute keys kept whatever their type; anything else is kept only when numeric.
+SAFE_ATTR_KEYS = frozenset(
+    {
+        "acquisition",
+        "max",
+        "norm",
+        "acceleration",
+        "center_fraction",
+        "num_low_frequency",
+        "simulated",
+        "simulation",
+        "source_volume",
+        "intensity_scale",
+    }
+)
+# A key containing any of these is dropped, even if numeric: it may identify a person or a visit.
+FORBIDDEN_KEY_PARTS = (
+    "patient",
+    "name",
+    "birth",
+    "id",
+    "date",
+    "physician",
+    "subject",
+    "institution",
+    "accession",
+    "operator",
+    "referring",
+    "address",
+    "time",
+)
+FORBIDDEN_KEY_TOKENS = frozenset({"age", "sex", "weight", "height", "dob"})
+_MAX_ATTR_ARRAY = 4096
+
+
+@dataclass(frozen=True)
+class ScanInfo:
+    """What :func:`open_scan` learned about a file, without reading its volumes.
+
+    Attributes:
+        path: The file.
+        num_slices: Number of slices S.
+        multicoil: Whether k-space is ``(S, C, H, W)`` (else ``(S, H, W)``).
+        kspace_shape: Shape of one k-space slice, ``(C, H, W)`` or ``(H, W)``.
+        encoded_size: ``(H, W)`` of the k-space grid.
+        recon_size: ``(h, w)`` of the reconstruction (from the header, at most ``encoded_size``).
+        mask: float32 ``(H, W)`` 0/1 sampling mask from the file's ``mask`` dataset, or ``None`` (fully sampled).
+        target_key: Name of the target dataset, or ``None`` when the file has none.
+        attrs: Sanitised file attributes (no identifiers; see :func:`sanitise_attrs`).
+        acquisition: ``attrs["acquisition"]`` (e.g. ``"AXT1"``, ``"CORPD_FBK"``), or ``None``.
+        fov_mm: ``reconSpace/fieldOfView_mm`` ``(x, y, z)`` from the header, or ``None``.
+        target_shape: ``(h, w)`` of the stored target slices, or ``None`` without a target.
+
+    """
+
+    path: Path
+    num_slices: int
+    multicoil: bool
+    kspace_shape: tuple[int, ...]
+    encoded_size: tuple[int, int]
+    recon_size: tuple[int, int]
+    mask: np.ndarray | None
+    target_key: str | None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    acquisition: str | None = None
+    fov_mm: tuple[float, float, float] | None = None
+    target_shape: tuple[int, int] | None = None
+
+    @property
+    def num_coils(self) -> int:
+        """Number of coils (1 for single-coil files)."""
+        return int(self.kspace_shape[0]) if self.multicoil else 1
+
+
+@dataclass(frozen=True)
+class SliceData:
+    """One slice of a scan.
+
+    Attributes:
+        kspace: complex64 ``(C, H, W)`` (multi-coil) or ``(H, W)`` (single-coil), as stored.
+        target: float32 ``(h, w)`` reconstruction target, or ``None``.
+        mask: float32 ``(H, W)`` sampling mask, or ``None`` when the file has none.
+        index: The slice index in the file.
+
+    """
+
+    kspace: np.ndarray
+    target: np.ndarray | None
+    mask: np.ndarray | None
+    index: int
+
+
+def _is_forbidden(key: str) -> bool:
+    low = key.lower()
+    if any(part in low for part in FORBIDDEN_KEY_PARTS):
+        return True
+    tokens = "".join(ch if ch.isalnum() else " " for ch in low).split()
+    return any(tok in FORBIDDEN_KEY_TOKENS for tok in tokens)
+
+
+def _to_python(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "SO":
+            return [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v) for v in value.ravel()]
+        return value.copy()
+    return value
+
+
+def _is_numeric(value: Any) -> bool:
+    if isinstance(value, bool | int | float | np.bool_ | np.integer | np.floating):
+        return True
+    return isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and value.size <= _MAX_ATTR_ARRAY
+
+
+def sanitise_attrs(attrs: Any) -> dict[str, Any]:
+    """Keep only attributes that are safe to pass on: whitelisted keys and numeric values, never identifiers.
+
+    Args:
+        attrs: A mapping such as ``h5py.File.attrs``.
+
+    Returns:
+        A plain dict with Python / numpy values; keys naming a patient, date, id etc. are always dropped.
+
+    """
+    out: dict[str, Any] = {}
+    for key in attrs.keys():
+        name = str(key)
+        if _is_forbidden(name):
+            continue
+        try:
+            value = attrs[key]
+        except (OSError, TypeError, ValueError):
+            continue
+        if name in SAFE_ATTR_KEYS or _is_numeric(value):
+            out[name] = _to_python(value)
+    return out
+
+
+def _open(path: Path) -> h5py.File:
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, "is a directory, expected a fastMRI .h5 file")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty")
+    try:
+        is_hdf5 = h5py.is_hdf5(path)
+    except OSError:
+        is_hdf5 = False
+    if not is_hdf5:
+        raise InputError(path, "not an HDF5 file", "expected a fastMRI-layout .h5 file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(path, f"HDF5 file is truncated or corrupt ({exc})") from None
+
+
+def _check_slice(path: Path, kspace: np.ndarray, index: int) -> None:
+    if not np.all(np.isfinite(kspace)):
+        raise InputError(path, f"k-space slice {index} contains NaN or Inf")
+    if not np.any(kspace):
+        raise InputError(path, f"k-space slice {index} is all zeros")
+
+
+def _read(path: Path, dataset: h5py.Dataset, index: int) -> np.ndarray:
+    try:
+        return np.asarray(dataset[index])
+    except (OSError, ValueError, KeyError) as exc:  # h5py raises KeyError for some damaged chunk indexes
+        problem = f"cannot read slice {index} of '{dataset.name}': file truncated or corrupt ({exc})"
+        raise InputError(path, problem) from None
+
+
+def _kspace_layout(path: Path, hf: h5py.File) -> h5py.Dataset:
+    if "kspace" not in hf:
+        raise InputError(path, "no 'kspace' dataset", f"found: {', '.join(sorted(hf.keys())) or 'nothing'}")
+    ks = hf["kspace"]
+    if not isinstance(ks, h5py.Dataset):
+        raise InputError(path, "'kspace' is a group, expected a dataset")
+    kind = ks.dtype.kind
+    if kind in "iub":
+        raise InputError(path, f"k-space has integer dtype {ks.dtype}; expected complex64")
+    if kind != "c":
+        raise InputError(path, f"k-space is real-valued ({ks.dtype}); expected complex64")
+    if ks.ndim not in (3, 4):
+        raise InputError(
+            path,
+            f"k-space has {ks.ndim} dimensions {ks.shape}",
+            "expected (slices, H, W) single-coil or (slices, coils, H, W) multi-coil",
+        )
+    if min(ks.shape) < 1:
+        raise InputError(path, f"k-space has an empty dimension {ks.shape}")
+    return ks
+
+
+def _mask_2d(path: Path, raw: np.ndarray, encoded: tuple[int, int]) -> np.ndarray:
+    h, w = encoded
+    arr = np.asarray(raw)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(path, f"mask has unsupported dtype {arr.dtype}")
+    squeezed = arr.reshape([d for d in arr.shape if d != 1] or [1]) if arr.ndim > 2 else arr
+    if squeezed.ndim == 1 and squeezed.shape[0] == w:
+        mask = np.broadcast_to(squeezed[None, :], (h, w))
+    elif squeezed.ndim == 2 and squeezed.shape in ((h, w), (1, w)):
+        mask = np.broadcast_to(squeezed, (h, w))
+    else:
+        raise InputError(path, f"mask shape {arr.shape} does not match k-space (H, W) = {encoded}")
+    if not np.all(np.isfinite(mask)):
+        raise InputError(path, "mask contains NaN or Inf")
+    mask = (mask != 0).astype(np.float32)
+    if not mask.any():
+        raise InputError(path, "mask samples nothing (all zeros)")
+    return mask
+
+
+def _header_sizes(
+    path: Path, hf: h5py.File, encoded: tuple[int, int], target_shape: tuple[int, int] | None
+) -> tuple[tuple[int, int], tuple[float, float, float] | None]:
+    fallback = target_shape if target_shape is not None else encoded
+    if "ismrmrd_header" not in hf:
+        warnings.warn(f"{path}: no ismrmrd_header; using recon size {fallback} from the data", stacklevel=3)
+        return fallback, None
+    try:
+        raw = hf["ismrmrd_header"][()]
+    except (OSError, TypeError, ValueError):
+        raw = None
+    header = parse_header(raw if isinstance(raw, bytes | str) else None)
+    if header is None:
+        warnings.warn(f"{path}: malformed ismrmrd_header; using recon size {fallback} from the data", stacklevel=3)
+        return fallback, None
+    if header.encoded_size[:2] != encoded:
+        warnings.warn(
+            f"{path}: header encoded size {header.encoded_size[:2]} differs from k-space {encoded}; using k-space",
+            stacklevel=3,
+        )
+    recon = (header.recon_size[0], header.recon_size[1])
+    if recon[0] > encoded[0] or recon[1] > encoded[1]:
+        smaller = (min(recon[0], encoded[0]), min(recon[1], encoded[1]))
+        warnings.warn(f"{path}: recon size {recon} exceeds encoded size {encoded}; using {smaller}", stacklevel=3)
+        recon = smaller
+    return recon, header.recon_fov_mm
+
+
+def open_scan(path: str | os.PathLike[str]) -> ScanInfo:
+    """Open a fastMRI-layout HDF5 file and validate it without loading its volumes.
+
+    Args:
+        path: The ``.h5`` file.
+
+    Returns:
+        A :class:`ScanInfo` describing the file.
+
+    Raises:
+        InputError: If the file is missing, empty, not HDF5, truncated, has no complex ``kspace`` of 3 or 4
+            dimensions, has NaN/Inf or all-zero k-space in its first slice, a mask that does not match the
+            k-space, or a target whose slice count or dtype is wrong.
+
+    """
+    p = Path(path)
+    with _open(p) as hf:
+        ks = _kspace_layout(p, hf)
+        num_slices = int(ks.shape[0])
+        multicoil = ks.ndim == 4
+        slice_shape = tuple(int(d) for d in ks.shape[1:])
+        encoded = (slice_shape[-2], slice_shape[-1])
+        _check_slice(p, _read(p, ks, 0), 0)
+
+        order = TARGET_KEYS if multicoil else TARGET_KEYS[::-1]
+        target_key = next((k for k in order if k in hf), None)
+        target_shape = None
+        if target_key is not None:
+            tgt = hf[target_key]
+            if not isinstance(tgt, h5py.Dataset) or tgt.ndim != 3 or tgt.dtype.kind not in "f":
+                raise InputError(p, f"'{target_key}' must be a real float (slices, h, w) dataset")
+            if tgt.shape[0] != num_slices:
+                raise InputError(p, f"'{target_key}' has {tgt.shape[0]} slices but k-space has {num_slices}")
+            target_shape = (int(tgt.shape[1]), int(tgt.shape[2]))
+
+        mask = None
+        if "mask" in hf:
+            try:
+                raw_mask = np.asarray(hf["mask"])
+            except (OSError, TypeError, ValueError) as exc:
+                raise InputError(p, f"cannot read mask ({exc})") from None
+            mask = _mask_2d(p, raw_mask, encoded)
+
+        recon, fov = _header_sizes(p, hf, encoded, target_shape)
+        attrs = sanitise_attrs(hf.attrs)
+
+    acq = attrs.get("acquisition")
+    return ScanInfo(
+        path=p,
+        num_slices=num_slices,
+        multicoil=multicoil,
+        kspace_shape=slice_shape,
+        encoded_size=encoded,
+        recon_size=recon,
+        mask=mask,
+        target_key=target_key,
+        attrs=attrs,
+        acquisition=str(acq) if acq is not None else None,
+        fov_mm=fov,
+        target_shape=target_shape,
+    )
+
+
+def read_slice(info: ScanInfo, index: int) -> SliceData:
+    """Read one slice (k-space, target, mask) of a scan opened with :func:`open_scan`.
+
+    Args:
+        info: The scan.
+        index: Slice index in ``[0, num_slices)``; negative indices count from the end.
+
+    Returns:
+        The slice; k-space is complex64 ``(C, H, W)`` or ``(H, W)``, the target float32 ``(h, w)``.
+
+    Raises:
+        IndexError: If ``index`` is out of range.
+        InputError: If the slice has NaN/Inf or all-zero k-space, or the file cannot be read.
+
+    """
+    if not -info.num_slices <= index < info.num_slices:
+        raise IndexError(f"slice {index} out of range for {info.num_slices} slices in {info.path}")
+    index = index % info.num_slices
+    p = info.path
+    with _open(p) as hf:
+        kspace = _read(p, _kspace_layout(p, hf), index).astype(np.complex64, copy=False)
+        target = None
+        if info.target_key is not None:
+            target = _read(p, hf[info.target_key], index).astype(np.float32, copy=False)
+    if kspace.shape != info.kspace_shape:
+        raise InputError(p, f"k-space slice shape {kspace.shape} changed since the file was opened")
+    _check_slice(p, kspace, index)
+    if target is not None and not np.all(np.isfinite(target)):
+        raise InputError(p, f"target slice {index} contains NaN or Inf")
+    mask = None if info.mask is None else info.mask.copy()
+    return SliceData(kspace=kspace, target=target, mask=mask, index=index)

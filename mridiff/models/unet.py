@@ -1,0 +1,126 @@
+"""The denoising network: MONAI's ``DiffusionModelUNet`` with condition channels concatenated to x_t.
+
+The network sees real channels only. Complex images enter as (real, imag) channel pairs; the wrapper pads
+them to a multiple of the U-Net's total downsampling and crops back, so the diffusion state can stay on
+the full acquired grid (where data consistency needs it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from monai.networks.nets import DiffusionModelUNet
+from torch import nn
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Size of the U-Net.
+
+    Attributes:
+        channels: feature channels per level.
+        attention_levels: whether each level has self-attention.
+        num_res_blocks: residual blocks per level.
+        num_head_channels: channels per attention head.
+        norm_num_groups: GroupNorm groups (must divide every entry of ``channels``).
+        cond_channels: real condition channels (2 for one complex image, 0 for unconditional).
+        state_channels: real channels of the diffusion state (2 for a complex image, 1 for magnitude).
+    """
+
+    channels: tuple[int, ...] = (32, 64, 128)
+    attention_levels: tuple[bool, ...] = (False, False, True)
+    num_res_blocks: int = 1
+    num_head_channels: int = 32
+    norm_num_groups: int = 16
+    cond_channels: int = 2
+    state_channels: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
+        """Build from a plain dict (YAML/JSON), turning lists into tuples."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise KeyError(f"unknown model keys: {', '.join(unknown)}")
+        for key in ("channels", "attention_levels"):
+            if key in known:
+                known[key] = tuple(known[key])
+        return cls(**known)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form for JSON/YAML."""
+        out = asdict(self)
+        out["channels"] = list(self.channels)
+        out["attention_levels"] = list(self.attention_levels)
+        return out
+
+
+def complex_to_channels(x: torch.Tensor) -> torch.Tensor:
+    """Complex (B, H, W) or (B, K, H, W) -> real (B, 2K, H, W) with (real, imag) pairs."""
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    return torch.view_as_real(x).permute(0, 1, 4, 2, 3).reshape(x.shape[0], -1, x.shape[-2], x.shape[-1])
+
+
+def channels_to_complex(x: torch.Tensor) -> torch.Tensor:
+    """Real (B, 2, H, W) -> complex (B, H, W)."""
+    return torch.complex(x[:, 0].float(), x[:, 1].float())
+
+
+class ConditionalUNet(nn.Module):
+    """x_t plus condition channels in, a prediction of the same shape as x_t out.
+
+    Args:
+        config: network size.
+    """
+
+    def __init__(self, config: UNetConfig) -> None:
+        super().__init__()
+        if len(config.channels) != len(config.attention_levels):
+            raise ValueError("channels and attention_levels must have the same length")
+        self.config = config
+        self.unet = DiffusionModelUNet(
+            spatial_dims=2,
+            in_channels=config.state_channels + config.cond_channels,
+            out_channels=config.state_channels,
+            num_res_blocks=config.num_res_blocks,
+            channels=config.channels,
+            attention_levels=config.attention_levels,
+            norm_num_groups=config.norm_num_groups,
+            num_head_channels=config.num_head_channels,
+            use_flash_attention=torch.cuda.is_available(),
+        )
+        self.multiple = 2 ** (len(config.channels) - 1)
+
+    def forward(self, x_t: torch.Tensor, cond: torch.Tensor | None, t: torch.Tensor) -> torch.Tensor:
+        """Predict epsilon (or v) for x_t.
+
+        Args:
+            x_t: noisy state, complex (B, H, W) when ``state_channels == 2``, real (B, H, W) when 1.
+            cond: condition, complex (B, H, W) or real channels (B, cond_channels, H, W); ``None`` if unconditional.
+            t: timesteps, long (B,).
+
+        Returns:
+            A tensor shaped and typed like ``x_t``.
+        """
+        is_complex = x_t.is_complex()
+        state = complex_to_channels(x_t) if is_complex else x_t.unsqueeze(1)
+        parts = [state]
+        if self.config.cond_channels:
+            if cond is None:
+                raise ValueError("this network needs a condition image")
+            parts.append(complex_to_channels(cond) if cond.is_complex() else cond)
+        inp = torch.cat(parts, dim=1)
+        height, width = inp.shape[-2:]
+        pad_h = (-height) % self.multiple
+        pad_w = (-width) % self.multiple
+        if pad_h or pad_w:
+            # Zero padding: the background of MRI is (near) zero, so this adds no edges inside the object.
+            inp = F.pad(inp, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        out = self.unet(inp, timesteps=t)
+        out = out[..., pad_h // 2 : pad_h // 2 + height, pad_w // 2 : pad_w // 2 + width]
+        return channels_to_complex(out) if is_complex else out[:, 0].float()

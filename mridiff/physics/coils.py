@@ -1,0 +1,198 @@
+"""Coil handling: RSS and SENSE combination, sensitivity maps and noise prewhitening.
+
+Sensitivities come from ESPIRiT (sigpy) or, with too little calibration data, from low-resolution coil images.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import fastmri
+import numpy as np
+import sigpy.mri.app
+import torch
+
+from mridiff.errors import InputError
+from mridiff.physics.fft import ifft2c
+from mridiff.physics.masks import acs_box
+
+# ESPIRiT needs enough calibration lines for its 6x6 kernels to see a well-conditioned calibration matrix;
+# below this the maps become noisy and the low-resolution estimate is the safer choice.
+MIN_ESPIRIT_ACS = 12
+SENS_METHODS = ("espirit", "lowres")
+
+
+def rss(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Root sum of squares along the coil axis (``fastmri.rss`` on magnitudes).
+
+    Args:
+        x: Real or complex tensor, e.g. ``(C, H, W)``.
+        dim: Coil axis.
+
+    Returns:
+        Real tensor with ``dim`` removed.
+
+    """
+    return fastmri.rss(x.abs() if x.is_complex() else x, dim)
+
+
+def sense_combine(coil_images: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
+    """SENSE combination of fully sampled coil images, ``sum_c conj(S_c) x_c / sum_c |S_c|^2``.
+
+    Pixels where all maps are zero (outside ESPIRiT's support) are set to zero.
+
+    Args:
+        coil_images: ``(..., C, H, W)`` complex.
+        sens: ``(..., C, H, W)`` complex, broadcastable to ``coil_images``.
+
+    Returns:
+        ``(..., H, W)`` complex image.
+
+    """
+    num = (sens.conj() * coil_images).sum(dim=-3)
+    den = (sens.abs() ** 2).sum(dim=-3)
+    return torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(num))
+
+
+def _check_acs(mask: torch.Tensor) -> tuple[int, int]:
+    box = acs_box(mask)
+    if min(box) == 0:
+        raise InputError(None, "the k-space centre is not sampled, so coil sensitivities cannot be estimated")
+    return box
+
+
+def lowres_maps(kspace: torch.Tensor, mask: torch.Tensor, threshold: float = 0.02) -> torch.Tensor:
+    """Sensitivity maps from low-resolution coil images divided by their RSS.
+
+    Args:
+        kspace: ``(..., C, H, W)`` complex k-space (zero-filled where not measured).
+        mask: ``(H, W)`` mask; its fully sampled centre box (:func:`acs_box`) is the calibration data.
+        threshold: Pixels whose RSS is below ``threshold * max(RSS)`` get zero maps (background).
+
+    Returns:
+        ``(..., C, H, W)`` complex64 maps with ``sum_c |S_c|^2 = 1`` inside the support.
+
+    """
+    rows, cols = _check_acs(mask)
+    height, width = kspace.shape[-2:]
+    r0, c0 = height // 2 - rows // 2, width // 2 - cols // 2
+    # A Hann taper instead of a hard crop avoids Gibbs ringing, whose dark fringes would make RSS ~ 0 (and the
+    # maps blow up) inside the object.
+    window = torch.zeros(height, width, dtype=torch.float32, device=kspace.device)
+    taper_r = torch.hann_window(rows + 2, periodic=False, device=kspace.device)[1:-1]
+    taper_c = torch.hann_window(cols + 2, periodic=False, device=kspace.device)[1:-1]
+    window[r0 : r0 + rows, c0 : c0 + cols] = taper_r[:, None] * taper_c[None, :]
+    images = ifft2c(kspace.to(torch.complex64) * window)
+    norm = rss(images, dim=-3).unsqueeze(-3)
+    peak = norm.amax(dim=(-2, -1), keepdim=True)
+    support = norm > threshold * peak
+    maps = torch.where(support, images / norm.clamp_min(torch.finfo(norm.dtype).tiny), torch.zeros_like(images))
+    return maps.to(torch.complex64)
+
+
+def espirit_maps(
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    calib_width: int | None = None,
+    *,
+    thresh: float = 0.02,
+    kernel_width: int = 6,
+    crop: float = 0.95,
+) -> torch.Tensor:
+    """ESPIRiT sensitivity maps (one set) with :class:`sigpy.mri.app.EspiritCalib`.
+
+    The calibration region is a square of side ``calib_width`` around DC and must be fully sampled, so the width
+    is limited to the fully sampled centre box of ``mask``. With fewer than 12 calibration lines this warns and
+    falls back to :func:`lowres_maps`. Maps carry ESPIRiT's phase ambiguity (phase relative to coil 0), which
+    SENSE combination absorbs.
+
+    Args:
+        kspace: ``(C, H, W)`` or ``(B, C, H, W)`` complex k-space (zero-filled where not measured).
+        mask: ``(H, W)`` mask.
+        calib_width: Calibration width; ``None`` uses the largest square that fits the fully sampled centre.
+        thresh: sigpy's singular-value threshold for the calibration matrix.
+        kernel_width: sigpy's kernel width.
+        crop: sigpy's eigenvalue threshold; maps are zero where the top eigenvalue is below it.
+
+    Returns:
+        Complex64 maps, same shape as ``kspace``, on its device.
+
+    """
+    if kspace.ndim == 4:
+        return torch.stack([espirit_maps(k, mask, calib_width, thresh=thresh, kernel_width=kernel_width,
+                                         crop=crop) for k in kspace])
+    acs = min(_check_acs(mask))
+    if acs < MIN_ESPIRIT_ACS:
+        warnings.warn(f"only {acs} fully sampled calibration lines (< {MIN_ESPIRIT_ACS}); using low-resolution "
+                      "coil maps instead of ESPIRiT", stacklevel=2)
+        return lowres_maps(kspace, mask)
+    width = acs
+    if calib_width is not None:
+        if calib_width <= kernel_width:
+            raise InputError(None, f"calibration width {calib_width} must exceed the ESPIRiT kernel width "
+                             f"{kernel_width}")
+        if calib_width > acs:
+            warnings.warn(f"calibration width {calib_width} exceeds the fully sampled centre ({acs}); using {acs}",
+                          stacklevel=2)
+        width = min(calib_width, acs)
+    measured = (kspace * (mask.to(kspace.device) > 0)).detach().cpu().numpy().astype(np.complex64)
+    app = sigpy.mri.app.EspiritCalib(measured, calib_width=width, thresh=thresh, kernel_width=kernel_width,
+                                     crop=crop, show_pbar=False)
+    maps = np.asarray(app.run(), dtype=np.complex64)
+    return torch.from_numpy(maps).to(kspace.device)
+
+
+_SENS_ESTIMATORS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "espirit": espirit_maps,
+    "lowres": lowres_maps,
+}
+
+
+def estimate_sens(kspace: torch.Tensor, mask: torch.Tensor, method: str = "espirit") -> torch.Tensor:
+    """Estimate coil sensitivities by name (``"espirit"`` or ``"lowres"``).
+
+    Args:
+        kspace: ``(C, H, W)`` (or ``(B, C, H, W)``) complex k-space.
+        mask: ``(H, W)`` mask.
+        method: One of :data:`SENS_METHODS`.
+
+    Returns:
+        Complex64 maps, same shape as ``kspace``.
+
+    Raises:
+        InputError: For an unknown method.
+
+    """
+    if method not in _SENS_ESTIMATORS:
+        raise InputError(None, f"unknown sensitivity method {method!r}", f"choose one of {', '.join(SENS_METHODS)}")
+    return _SENS_ESTIMATORS[method](kspace, mask)
+
+
+def prewhiten(kspace: torch.Tensor, noise_cov: torch.Tensor) -> torch.Tensor:
+    """Decorrelate coil noise: ``k_white = L^{-1} k`` across coils, with ``noise_cov = L L^H`` (Cholesky).
+
+    After whitening the noise is independent with unit variance in every coil, which RSS, SENSE and the soft
+    consistency step all assume.
+
+    Args:
+        kspace: ``(..., C, H, W)`` complex k-space.
+        noise_cov: ``(C, C)`` Hermitian positive-definite noise covariance.
+
+    Returns:
+        ``(..., C, H, W)`` complex k-space of ``kspace``'s dtype.
+
+    Raises:
+        InputError: If the covariance has the wrong size or is not positive definite.
+
+    """
+    num_coils = kspace.shape[-3]
+    if tuple(noise_cov.shape) != (num_coils, num_coils):
+        raise InputError(None, f"noise covariance of shape {tuple(noise_cov.shape)} does not match {num_coils} coils")
+    cov = noise_cov.to(device=kspace.device, dtype=kspace.dtype)
+    chol, info = torch.linalg.cholesky_ex(cov)
+    if int(info) != 0:
+        raise InputError(None, "noise covariance is not positive definite")
+    flat = kspace.reshape(*kspace.shape[:-2], -1)
+    white = torch.linalg.solve_triangular(chol, flat, upper=False)
+    return white.reshape(kspace.shape)

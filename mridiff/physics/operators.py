@@ -1,0 +1,240 @@
+"""Forward operators A for MRI: undersampled single-coil and SENSE Fourier sampling, and k-space cropping for SR.
+
+Every operator is complex, batched over the first axis and free of side effects: it never modifies its inputs
+or its own state, so one operator can be shared by the whole reverse-diffusion loop. An optional ``scale``
+(a float, or a ``(B,)`` tensor for per-sample normalisation) maps the normalised diffusion image to measured
+units, ``A = scale * M F (S)``, so that ``A^H A`` and the projections use the data as measured.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from mridiff.physics.fft import fft2c, ifft2c
+
+Scale = float | torch.Tensor
+
+
+def _check_scale(scale: Scale) -> Scale:
+    if isinstance(scale, torch.Tensor):
+        if scale.ndim > 1 or bool((scale <= 0).any()):
+            raise ValueError("scale must be a positive float or a positive (B,) tensor")
+        return scale.detach()
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    return float(scale)
+
+
+def expand_scale(scale: Scale, like: torch.Tensor) -> Scale:
+    """Broadcast a per-sample ``(B,)`` scale against a batched tensor ``(B, ...)``; floats pass through.
+
+    Args:
+        scale: Float or ``(B,)`` real tensor.
+        like: Tensor whose first axis is the batch.
+
+    Returns:
+        The float, or the tensor reshaped to ``(B, 1, ..., 1)`` on ``like``'s device.
+
+    """
+    if isinstance(scale, torch.Tensor):
+        return scale.to(like.device).reshape(-1, *([1] * (like.ndim - 1)))
+    return scale
+
+
+class Operator(ABC):
+    """A linear measurement operator ``A`` with its adjoint.
+
+    Attributes:
+        has_exact_projection: Whether :meth:`project` is available (A's rows are scaled orthonormal selections).
+        scale: Measurement scale (float or ``(B,)`` tensor).
+
+    """
+
+    has_exact_projection: bool = False
+    scale: Scale = 1.0
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply ``A`` to a complex image batch."""
+
+    @abstractmethod
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Apply ``A^H`` to a complex measurement batch."""
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply ``A^H A``; same shape and dtype as ``x``."""
+        return self.adjoint(self.forward(x))
+
+    def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Exact data-consistency projection of ``x`` onto ``{x : A x = y}``.
+
+        Raises:
+            TypeError: For operators without an exact projection (see :attr:`has_exact_projection`).
+
+        """
+        raise TypeError(f"{type(self).__name__} has no exact data-consistency projection; use CG consistency")
+
+
+def _mask_like(mask: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Move a ``(H, W)`` or ``(B, H, W)`` mask to ``k``'s device, adding a coil axis when ``k`` is ``(B, C, H, W)``."""
+    mask = mask.to(k.device)
+    if mask.ndim == 3 and k.ndim == 4:
+        mask = mask.unsqueeze(1)
+    return mask
+
+
+def _check_mask(mask: torch.Tensor) -> torch.Tensor:
+    if mask.ndim not in (2, 3):
+        raise ValueError(f"mask must be (H, W) or (B, H, W), got shape {tuple(mask.shape)}")
+    return mask.detach().to(torch.float32)
+
+
+class SingleCoil(Operator):
+    """Undersampled single-coil Fourier sampling, ``A = scale * M F``.
+
+    Args:
+        mask: Binary mask, float ``(H, W)`` or ``(B, H, W)``.
+        scale: Positive float or ``(B,)`` tensor.
+
+    Shapes: x ``(B, H, W)`` complex64 -> y ``(B, H, W)`` complex64 (zeros where not measured).
+
+    """
+
+    has_exact_projection = True
+
+    def __init__(self, mask: torch.Tensor, scale: Scale = 1.0) -> None:
+        self.mask = _check_mask(mask)
+        self.scale = _check_scale(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``y = scale * M F x``; x ``(B, H, W)`` complex -> y ``(B, H, W)`` complex."""
+        k = fft2c(x)
+        return expand_scale(self.scale, k) * _mask_like(self.mask, k) * k
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``x = scale * F^H M y``; y ``(B, H, W)`` complex -> x ``(B, H, W)`` complex."""
+        return expand_scale(self.scale, y) * ifft2c(_mask_like(self.mask, y) * y)
+
+    def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Replace the measured k-space samples of ``x`` by ``y / scale``; x, y ``(B, H, W)`` complex."""
+        k = fft2c(x)
+        measured = _mask_like(self.mask, k) > 0
+        return ifft2c(torch.where(measured, y / expand_scale(self.scale, y), k))
+
+
+class MultiCoil(Operator):
+    """Undersampled SENSE operator, ``A = scale * M F S`` (no exact projection: SENSE is not orthogonal).
+
+    Args:
+        mask: Binary mask, float ``(H, W)`` or ``(B, H, W)``.
+        sens: Coil sensitivities, complex ``(B, C, H, W)`` (or ``(C, H, W)`` shared by the batch).
+        scale: Positive float or ``(B,)`` tensor.
+
+    Shapes: x ``(B, H, W)`` complex64 -> y ``(B, C, H, W)`` complex64.
+
+    """
+
+    def __init__(self, mask: torch.Tensor, sens: torch.Tensor, scale: Scale = 1.0) -> None:
+        if sens.ndim not in (3, 4) or not sens.is_complex():
+            raise ValueError(f"sens must be complex (B, C, H, W) or (C, H, W), got {tuple(sens.shape)} {sens.dtype}")
+        self.mask = _check_mask(mask)
+        self.sens = sens.detach()
+        self.scale = _check_scale(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``y = scale * M F S x``; x ``(B, H, W)`` complex -> y ``(B, C, H, W)`` complex."""
+        k = fft2c(self.sens.to(x.device) * x.unsqueeze(-3))
+        return expand_scale(self.scale, k) * _mask_like(self.mask, k) * k
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``x = scale * S^H F^H M y``; y ``(B, C, H, W)`` complex -> x ``(B, H, W)`` complex."""
+        coil_images = ifft2c(_mask_like(self.mask, y) * y)
+        x = (self.sens.to(y.device).conj() * coil_images).sum(dim=-3)
+        return expand_scale(self.scale, x) * x
+
+
+class KspaceCrop(Operator):
+    """Super-resolution operator: keep the central ``(H//f, W//f)`` block of k-space, ``A = scale * P F``.
+
+    The block is placed so that DC stays at DC (rows ``H//2 - h//2 ...``), so the low-resolution image is not
+    shifted.
+
+    Args:
+        factor: Integer downsampling factor per axis (>= 1).
+        hr_shape: High-resolution image size ``(H, W)``.
+        scale: Positive float or ``(B,)`` tensor.
+
+    Shapes: x ``(B, H, W)`` complex64 -> y ``(B, H//f, W//f)`` complex64.
+
+    """
+
+    has_exact_projection = True
+
+    def __init__(self, factor: int, hr_shape: tuple[int, int], scale: Scale = 1.0) -> None:
+        height, width = hr_shape
+        if factor < 1 or height // factor < 1 or width // factor < 1:
+            raise ValueError(f"factor {factor} does not fit image shape {hr_shape}")
+        self.factor = int(factor)
+        self.hr_shape = (int(height), int(width))
+        self.lr_shape = (height // factor, width // factor)
+        self.scale = _check_scale(scale)
+        r0 = height // 2 - self.lr_shape[0] // 2
+        c0 = width // 2 - self.lr_shape[1] // 2
+        self._block = (slice(r0, r0 + self.lr_shape[0]), slice(c0, c0 + self.lr_shape[1]))
+
+    def _check_hr(self, x: torch.Tensor) -> None:
+        if tuple(x.shape[-2:]) != self.hr_shape:
+            raise ValueError(f"expected images of size {self.hr_shape}, got {tuple(x.shape[-2:])}")
+
+    def _pad(self, y: torch.Tensor) -> torch.Tensor:
+        k = y.new_zeros((*y.shape[:-2], *self.hr_shape))
+        k[(..., *self._block)] = y
+        return k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``y = scale * P F x``; x ``(B, H, W)`` complex -> y ``(B, H//f, W//f)`` complex."""
+        self._check_hr(x)
+        block = fft2c(x)[(..., *self._block)]
+        return expand_scale(self.scale, block) * block
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``x = scale * F^H P^T y`` (zero-padding); y ``(B, h, w)`` complex -> x ``(B, H, W)`` complex."""
+        return expand_scale(self.scale, y) * ifft2c(self._pad(y))
+
+    def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Replace the central k-space block of ``x`` by ``y / scale``; x ``(B, H, W)``, y ``(B, h, w)``."""
+        self._check_hr(x)
+        k = fft2c(x)  # a fresh tensor, so writing into it leaves x untouched
+        k[(..., *self._block)] = y / expand_scale(self.scale, y)
+        return ifft2c(k)
+
+    def lowres_image(self, y: torch.Tensor) -> torch.Tensor:
+        """Low-resolution image with the intensity of the high-resolution one, ``ifft2c(y) / (factor * scale)``.
+
+        With orthonormal FFTs, cropping k-space by ``f`` per axis multiplies intensities by ``f``; dividing by
+        ``factor`` undoes it, and by ``scale`` returns to the normalised units of x.
+
+        Args:
+            y: ``(B, h, w)`` complex measurements.
+
+        Returns:
+            ``(B, h, w)`` complex image.
+
+        """
+        return ifft2c(y) / (self.factor * expand_scale(self.scale, y))
+
+    def upsample(self, y: torch.Tensor) -> torch.Tensor:
+        """Zero-padded (sinc-interpolated) high-resolution image, ``ifft2c(zero-pad(y)) / scale``.
+
+        Equals ``A^H y`` when ``scale == 1``; in general ``A^H y / scale**2``, i.e. it stays in x's units.
+
+        Args:
+            y: ``(B, h, w)`` complex measurements.
+
+        Returns:
+            ``(B, H, W)`` complex image.
+
+        """
+        return ifft2c(self._pad(y)) / expand_scale(self.scale, y)

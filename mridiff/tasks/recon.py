@@ -1,0 +1,141 @@
+"""Reconstruction task: (target, y, operator, condition) from a k-space slice.
+
+The diffusion state is the complex image on the full acquired grid: the image itself for single-coil data,
+the SENSE combination sum_c conj(S_c) x_c for multi-coil data. The condition is A^H y, which is the
+zero-filled image for single-coil and the coil-combined zero-filled image for multi-coil, so one network
+serves both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mridiff.physics.coils import estimate_sens, sense_combine
+from mridiff.physics.fft import ifft2c
+from mridiff.physics.masks import MaskSpec, make_mask
+from mridiff.physics.operators import MultiCoil, Operator, SingleCoil
+
+NORMALISATION_PERCENTILE = 99.0
+
+
+@dataclass
+class ReconProblem:
+    """A batch of inverse problems, each normalised so its condition's 99th magnitude percentile is 1.
+
+    Attributes:
+        operator: the forward operator for the batch.
+        y: measured k-space divided by ``scale``, complex64 (B, H, W) or (B, C, H, W).
+        cond: A^H y, complex64 (B, H, W).
+        scale: per-slice normalisation factors (B,), to multiply outputs by.
+        target: the fully sampled complex image divided by ``scale`` (training / retrospective only), (B, H, W).
+    """
+
+    operator: Operator
+    y: torch.Tensor
+    cond: torch.Tensor
+    scale: torch.Tensor
+    target: torch.Tensor | None = None
+
+
+def percentile_scale(image: torch.Tensor, q: float = NORMALISATION_PERCENTILE) -> float:
+    """The q-th percentile of |image|, the per-scan normalisation (any raw k-space scale maps to ~1)."""
+    mag = image.abs().flatten().float()
+    value = float(torch.quantile(mag[:: max(1, mag.numel() // 200_000)], q / 100.0))
+    if not np.isfinite(value) or value <= 0:
+        value = float(mag.max())
+    return value if value > 0 else 1.0
+
+
+def _bcast(scale: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return scale.to(like.device).reshape(-1, *[1] * (like.ndim - 1))
+
+
+def build_problem(
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    sens: torch.Tensor | None = None,
+    full_kspace: torch.Tensor | None = None,
+) -> ReconProblem:
+    """Build the normalised problems for a batch of slices.
+
+    Args:
+        kspace: k-space, complex64 (B, H, W) single-coil or (B, C, H, W) multi-coil (with ``sens``).
+            Unmeasured samples are ignored.
+        mask: sampling masks, float (B, H, W) or (H, W), 1 where measured.
+        sens: coil maps (B, C, H, W) for multi-coil data.
+        full_kspace: fully sampled k-space shaped like ``kspace``, when a ground truth exists.
+
+    Returns:
+        The problems, with ``target`` set when ``full_kspace`` is given.
+    """
+    multicoil = sens is not None
+    if multicoil:
+        assert sens is not None
+        m = mask if mask.ndim == 3 else mask.expand(kspace.shape[0], *mask.shape)
+        operator: Operator = MultiCoil(m, sens)
+        y = kspace * m.unsqueeze(1)
+    else:
+        operator = SingleCoil(mask)
+        y = kspace * mask
+    cond = operator.adjoint(y)
+    scale = torch.tensor([percentile_scale(c) for c in cond], dtype=torch.float32)
+    target = None
+    if full_kspace is not None:
+        images = ifft2c(full_kspace)
+        target = sense_combine(images, sens) if multicoil else images
+        target = target / _bcast(scale, target)
+    return ReconProblem(operator=operator, y=y / _bcast(scale, y), cond=cond / _bcast(scale, cond), scale=scale,
+                        target=target)
+
+
+def random_mask(
+    shape: tuple[int, int], kinds: list[str], accelerations: list[int], rng: np.random.Generator
+) -> torch.Tensor:
+    """Draw a training mask: a random kind and acceleration from the config, fastMRI's centre fractions."""
+    kind = kinds[int(rng.integers(len(kinds)))]
+    acc = accelerations[int(rng.integers(len(accelerations)))]
+    return make_mask(MaskSpec(kind, acc), shape, int(rng.integers(2**31 - 1)))
+
+
+def full_image(full_kspace: torch.Tensor, sens: torch.Tensor | None) -> torch.Tensor:
+    """The complex image of fully sampled k-space: the image (single-coil) or SENSE combination (multi-coil)."""
+    images = ifft2c(full_kspace)
+    if full_kspace.ndim == 2:
+        return images
+    if sens is None:
+        full = torch.ones(full_kspace.shape[-2:], dtype=torch.float32)
+        sens = estimate_sens(full_kspace, full, "lowres")
+    return sense_combine(images, sens)
+
+
+def training_example(
+    full_kspace: np.ndarray,
+    sens: np.ndarray | None,
+    kinds: list[str],
+    accelerations: list[int],
+    rng: np.random.Generator,
+) -> dict[str, torch.Tensor]:
+    """A training pair from a fully sampled slice: a random mask, then (target, condition), both normalised.
+
+    Args:
+        full_kspace: complex (H, W) or (C, H, W) fully sampled k-space.
+        sens: coil maps (C, H, W) when known (e.g. stored by ``data_prep``); estimated from the ACS otherwise.
+        kinds: mask kinds to draw from.
+        accelerations: accelerations to draw from.
+        rng: numpy generator (seeded per worker).
+
+    Returns:
+        ``{"target": complex64 (H, W), "cond": complex64 (H, W), "mask": float32 (H, W)}``.
+    """
+    k = torch.from_numpy(np.ascontiguousarray(full_kspace)).to(torch.complex64)
+    mask = random_mask((k.shape[-2], k.shape[-1]), kinds, accelerations, rng)
+    maps = None
+    if k.ndim == 3:
+        maps = torch.from_numpy(sens).to(torch.complex64) if sens is not None else estimate_sens(k, mask, "lowres")
+        maps = maps.unsqueeze(0)
+    problem = build_problem(k.unsqueeze(0), mask, maps, full_kspace=k.unsqueeze(0))
+    assert problem.target is not None
+    return {"target": problem.target[0], "cond": problem.cond[0], "mask": mask}

@@ -1,0 +1,129 @@
+"""Checkpoint I/O that never unpickles arbitrary objects and never leaves half-written files.
+
+Two kinds of file:
+- training state (``*.ckpt``): Lightning's dict of tensors and primitives, written atomically and read back
+  with ``torch.load(..., weights_only=True)``;
+- exported model (``*.safetensors`` + ``*.json`` + ``*.sha256``): EMA weights, config and checksum, for inference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from mridiff.errors import InputError
+from mridiff.io.atomic import atomic_path, atomic_write_text
+
+EXPORT_FORMAT = "mridiff-model"
+EXPORT_VERSION = 1
+
+
+def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
+    """``torch.load`` restricted to tensors and primitives; a pickle payload is refused, never run.
+
+    Raises:
+        InputError: if the file is missing or holds anything but tensors and primitives.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "checkpoint not found")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a refusal, reported in one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(p, f"refused to load checkpoint: not plain tensors and primitives ({first[:160]})",
+                         "only load checkpoints written by mridiff") from None
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint I/O: atomic writes, ``weights_only=True`` reads."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        """Write to a temporary file beside ``path`` and rename it into place."""
+        with atomic_path(path, overwrite=True) as tmp:
+            torch.save(checkpoint, tmp)
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> Any:
+        """Load with ``weights_only=True`` whatever the caller asks."""
+        return safe_torch_load(path, map_location or "cpu")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_model(net: torch.nn.Module, meta: dict[str, Any], path: str | os.PathLike[str],
+                 overwrite: bool = False) -> Path:
+    """Write ``path`` (.safetensors) with ``net``'s weights, ``path.json`` with ``meta`` and ``path.sha256``.
+
+    Args:
+        net: the network whose ``state_dict`` is exported (the EMA copy, for inference).
+        meta: JSON-serialisable description: task, model config, diffusion config, normalisation, provenance.
+        path: output ``.safetensors`` file.
+        overwrite: replace existing files.
+
+    Returns:
+        The weights path.
+    """
+    out = Path(path)
+    if out.suffix != ".safetensors":
+        raise InputError(out, "exported model must end in .safetensors")
+    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    with atomic_path(out, overwrite) as tmp:
+        save_file(state, str(tmp))
+    digest = sha256_file(out)
+    full_meta = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "sha256": digest, **meta}
+    atomic_write_text(out.with_suffix(".json"), json.dumps(full_meta, indent=2) + "\n", overwrite=True)
+    atomic_write_text(out.with_suffix(".sha256"), f"{digest}  {out.name}\n", overwrite=True)
+    return out
+
+
+def load_exported(path: str | os.PathLike[str], expect_sha256: str | None = None,
+                  expect_task: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read an exported model's weights and metadata, checking its checksum.
+
+    Args:
+        path: the ``.safetensors`` file (its ``.json`` must sit beside it).
+        expect_sha256: refuse the file unless its SHA-256 matches.
+        expect_task: refuse a model trained for another task.
+
+    Raises:
+        InputError: missing files, checksum mismatch, wrong task, or unreadable weights.
+    """
+    p = Path(path)
+    meta_path = p.with_suffix(".json")
+    if not p.is_file():
+        raise InputError(p, "model file not found")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except OSError:
+        raise InputError(meta_path, "model config (.json beside the weights) not found") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(meta_path, f"model config is not valid JSON ({exc.msg})") from None
+    if meta.get("format") != EXPORT_FORMAT:
+        raise InputError(meta_path, "not an mridiff model config")
+    digest = sha256_file(p)
+    wanted = expect_sha256 or meta.get("sha256")
+    if wanted and digest != wanted.lower():
+        raise InputError(p, f"SHA-256 mismatch: file is {digest[:16]}…, expected {wanted[:16]}…",
+                         "the file is corrupt or not the model you meant")
+    if expect_task and meta.get("task") != expect_task:
+        raise InputError(p, f"model was trained for task '{meta.get('task')}', not '{expect_task}'")
+    try:
+        weights = load_file(str(p))
+    except (SafetensorError, OSError) as exc:
+        raise InputError(p, f"cannot read safetensors weights ({exc})") from None
+    return weights, meta

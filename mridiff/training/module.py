@@ -1,0 +1,136 @@
+"""Lightning module: L_simple training of the conditional U-Net, EMA weights, short validation sampling.
+
+The module owns the network and the schedule only; the reverse loop used for validation is the same
+:func:`mridiff.diffusion.loop.reverse_diffusion` used at inference.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from mridiff.config import RunConfig
+from mridiff.diffusion.loop import ConsistencySettings, reverse_diffusion
+from mridiff.diffusion.samplers import DDIMSampler, complex_randn
+from mridiff.diffusion.schedules import NoiseSchedule
+from mridiff.metrics import psnr, ssim
+from mridiff.models.unet import ConditionalUNet, UNetConfig
+from mridiff.physics.operators import SingleCoil
+
+WARMUP_STEPS = 200
+
+
+def schedule_from_config(cfg: RunConfig) -> NoiseSchedule:
+    """The noise schedule named by a run config."""
+    d = cfg.diffusion
+    return NoiseSchedule(d.timesteps, d.schedule, d.prediction)
+
+
+class DiffusionModule(pl.LightningModule):
+    """Conditional DDPM training.
+
+    Args:
+        cfg: the run configuration (its ``model`` section sizes the U-Net).
+    """
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.net = ConditionalUNet(UNetConfig.from_dict(cfg.model))
+        self.schedule = schedule_from_config(cfg)
+        decay = cfg.train.ema_decay
+        self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        self.ema.requires_grad_(False)
+
+    def loss(self, batch: dict[str, torch.Tensor], t: torch.Tensor | None = None,
+             eps: torch.Tensor | None = None) -> torch.Tensor:
+        """L_simple for a batch; ``t`` and ``eps`` may be fixed (tests of DDP gradients do so).
+
+        Args:
+            batch: ``target`` (B, H, W) complex or real, optional ``cond``.
+            t: timesteps (B,), drawn uniformly when ``None``.
+            eps: noise shaped like the target, drawn when ``None``.
+        """
+        x0 = batch["target"]
+        if t is None:
+            t = torch.randint(0, self.schedule.num_train_timesteps, (x0.shape[0],), device=x0.device)
+        if eps is None:
+            eps = torch.randn_like(x0)
+        x_t = self.schedule.add_noise(x0, eps, t)
+        pred = self.net(x_t, batch.get("cond"), t)
+        target = self.schedule.training_target(x0, eps, t)
+        diff = pred - target
+        return (torch.view_as_real(diff) if diff.is_complex() else diff).float().pow(2).mean()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One optimisation step."""
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, sync_dist=False)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Update the EMA copy after each optimiser step."""
+        self.ema.update_parameters(self.net)
+
+    @torch.no_grad()
+    def sample_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """A short DDIM run with the EMA weights; PSNR/SSIM on magnitudes against the target."""
+        if self.cfg.task == "augment":
+            return {}  # unconditional samples have no per-slice ground truth
+        target = batch["target"]
+        operator = y = None
+        if "mask" in batch and target.is_complex():
+            # Data consistency on the single-coil equivalent problem y = M F x (exact for single-coil data).
+            operator = SingleCoil(batch["mask"])
+            y = operator.forward(target)
+        sampler = DDIMSampler(self.schedule, self.cfg.train.val_steps)
+        gen = torch.Generator().manual_seed(0)
+        out = reverse_diffusion(self.ema.module, self.schedule, sampler, target, batch.get("cond"), operator, y,
+                                ConsistencySettings("hard"), generator=gen)
+        gt = target.abs().float().cpu().numpy()
+        pred = out.abs().float().cpu().numpy()
+        return {
+            "val/psnr": float(np.mean([psnr(g, p) for g, p in zip(gt, pred, strict=True)])),
+            "val/ssim": float(np.mean([ssim(g[None], p[None]) for g, p in zip(gt, pred, strict=True)])),
+        }
+
+    def configure_optimizers(self) -> Any:
+        """AdamW with a linear warm-up."""
+        opt = torch.optim.AdamW(self.net.parameters(), lr=self.cfg.train.lr, weight_decay=0.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / WARMUP_STEPS))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the config and RNG states as primitives and tensors only (loadable with weights_only=True)."""
+        checkpoint["mridiff_config"] = json.dumps(self.cfg.to_dict())
+        np_state = np.random.get_state()
+        checkpoint["rng"] = {
+            "torch": torch.get_rng_state(),
+            "python": json.dumps(random.getstate()),
+            "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2])},
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore RNG states saved by :meth:`on_save_checkpoint`."""
+        rng = checkpoint.get("rng")
+        if not rng:
+            return
+        torch.set_rng_state(rng["torch"])
+        state = json.loads(rng["python"])
+        random.setstate((state[0], tuple(state[1]), state[2]))
+        np.random.set_state(("MT19937", rng["numpy"]["keys"].numpy().astype(np.uint32), rng["numpy"]["pos"], 0, 0.0))
+
+
+def fixed_noise_loss(module: DiffusionModule, batch: dict[str, torch.Tensor], seed: int) -> torch.Tensor:
+    """Loss with t and eps drawn from ``seed`` per sample (for reproducible gradient comparisons)."""
+    gen = torch.Generator().manual_seed(seed)
+    x0 = batch["target"]
+    t = torch.randint(0, module.schedule.num_train_timesteps, (x0.shape[0],), generator=gen)
+    eps = complex_randn(x0, gen)
+    return module.loss(batch, t.to(x0.device), eps)

@@ -1,0 +1,163 @@
+"""``mridiff train``: build the task's data, the module and a Lightning trainer, then fit and export.
+
+CUDA first (bf16 autocast, DDP over ``devices`` x ``num_nodes``); CPU for small configs. Checkpoints are
+written atomically every ``ckpt_every`` steps to ``out_dir/checkpoints/last.ckpt``; ``resume=True``
+continues from there at the same global step. At the end the EMA weights are exported for inference.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
+from mridiff.config import RunConfig
+from mridiff.errors import InputError
+from mridiff.tasks.registry import example_builder
+from mridiff.training.checkpoint import SafeCheckpointIO, export_model
+from mridiff.training.data import SliceDataModule
+from mridiff.training.module import DiffusionModule
+
+log = logging.getLogger(__name__)
+
+
+class LossHistory(Callback):
+    """Keeps (step, loss) pairs for the training log and the exported model card."""
+
+    def __init__(self) -> None:
+        self.history: list[tuple[int, float]] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        """Record the step's loss."""
+        if isinstance(outputs, dict) and "loss" in outputs:
+            self.history.append((trainer.global_step, float(outputs["loss"].detach())))
+        elif isinstance(outputs, torch.Tensor):
+            self.history.append((trainer.global_step, float(outputs.detach())))
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto`` means bf16 autocast on CUDA and fp32 on CPU."""
+    if precision != "auto":
+        return precision
+    return "bf16-mixed" if accelerator == "gpu" else "32-true"
+
+
+def build_trainer(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accelerator: str = "auto",
+                  strategy: str = "auto", extra_callbacks: list[Callback] | None = None,
+                  progress: bool = True) -> pl.Trainer:
+    """A Lightning trainer with safe atomic checkpoints and the run's limits."""
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    ckpt = ModelCheckpoint(dirpath=Path(cfg.out_dir) / "checkpoints", filename="step{step}", save_last=True,
+                           every_n_train_steps=cfg.train.ckpt_every, save_top_k=0, auto_insert_metric_name=False)
+    n_dev = devices if devices != "auto" else (torch.cuda.device_count() or 1 if accelerator == "gpu" else 1)
+    if strategy == "auto" and isinstance(n_dev, int) and (n_dev > 1 or num_nodes > 1):
+        strategy = "ddp"
+    max_time = {"minutes": cfg.train.max_minutes} if cfg.train.max_minutes else None
+    return pl.Trainer(
+        accelerator=accelerator,
+        devices=n_dev,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        precision=resolve_precision(cfg.train.precision, accelerator),  # type: ignore[arg-type]
+        max_steps=cfg.train.max_steps,
+        max_time=max_time,
+        gradient_clip_val=cfg.train.grad_clip,
+        log_every_n_steps=cfg.train.log_every,
+        callbacks=[ckpt, *(extra_callbacks or [])],
+        plugins=[SafeCheckpointIO()],
+        default_root_dir=cfg.out_dir,
+        enable_progress_bar=progress,
+        logger=pl.loggers.CSVLogger(cfg.out_dir, name="logs"),
+        use_distributed_sampler=True,
+        benchmark=accelerator == "gpu",
+    )
+
+
+def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accelerator: str = "auto",
+          resume: bool = False, strategy: str = "auto", progress: bool = True) -> Path | None:
+    """Train a model and export its EMA weights to ``out_dir/model.safetensors``.
+
+    Args:
+        cfg: the validated run configuration.
+        devices: devices per node.
+        num_nodes: nodes (DDP; launch with torchrun or SLURM).
+        accelerator: ``auto``, ``gpu`` or ``cpu``.
+        resume: continue from ``out_dir/checkpoints/last.ckpt``.
+        strategy: Lightning strategy (``ddp`` by default with several devices).
+        progress: show a progress bar.
+
+    Returns:
+        The exported model path (on rank 0), else ``None``.
+    """
+    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    last = Path(cfg.out_dir) / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise InputError(last, "no checkpoint to resume from")
+    if not resume and last.is_file():
+        raise InputError(last, "a previous run exists in out_dir", "pass --resume to continue it or choose --out")
+    make_example = example_builder(cfg)
+    dm = SliceDataModule(cfg, make_example)
+    module = DiffusionModule(cfg)
+    history = LossHistory()
+    trainer = build_trainer(cfg, devices, num_nodes, accelerator, strategy, [history, PeriodicValidation(
+        cfg.train.val_every)], progress)
+    start = time.time()
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None, weights_only=True)
+    elapsed = time.time() - start
+    if not trainer.is_global_zero:
+        return None
+    meta = {
+        "task": cfg.task,
+        "model": module.net.config.to_dict(),
+        "diffusion": {"timesteps": cfg.diffusion.timesteps, "schedule": cfg.diffusion.schedule,
+                      "prediction": cfg.diffusion.prediction},
+        "normalisation": {"method": "percentile", "q": 99.0},
+        "masks": {"kinds": cfg.masks.kinds, "accelerations": cfg.masks.accelerations,
+                  "sr_scales": cfg.masks.sr_scales},
+        "training": {"image_size": list(dm.train_set[0]["target"].shape) if dm.train_set else None,
+                     "global_step": trainer.global_step, "seconds": round(elapsed, 1), "data_root": cfg.data.root,
+                     "config": cfg.to_dict(), "loss_tail": history.history[-50:]},
+    }
+    out = export_model(module.ema.module, meta, Path(cfg.out_dir) / "model.safetensors", overwrite=True)
+    write_loss_log(history.history, Path(cfg.out_dir))
+    return out
+
+
+class PeriodicValidation(Callback):
+    """Run validation every ``every`` optimiser steps (Lightning's epoch-based schedule does not fit)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        """Validate on the fixed slices and log PSNR/SSIM."""
+        step = trainer.global_step
+        if not (self.every and step % self.every == 0 and step > 0):
+            return
+        dm: SliceDataModule = trainer.datamodule  # type: ignore[attr-defined]
+        assert isinstance(pl_module, DiffusionModule)
+        pl_module.eval()
+        batch_val = {k: v.to(pl_module.device) for k, v in dm.validation_batch().items()}
+        metrics = pl_module.sample_metrics(batch_val)
+        pl_module.train()
+        pl_module.log_dict(metrics, prog_bar=True, rank_zero_only=True)
+        log.info("step %d validation %s", step, metrics)
+
+
+def write_loss_log(history: list[tuple[int, float]], out_dir: Path) -> None:
+    """Write the loss curve as CSV and PNG."""
+    from mridiff.io.figures import loss_curve_png
+    from mridiff.io.atomic import atomic_write_text
+
+    lines = ["step,loss", *[f"{s},{v:.6g}" for s, v in history]]
+    atomic_write_text(out_dir / "loss.csv", "\n".join(lines) + "\n", overwrite=True)
+    if history:
+        loss_curve_png(history, out_dir / "loss.png")

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import warnings
+
+import fastmri
+import pytest
+import torch
+from conftest import make_coil_maps, make_phantom, random_complex
+
+from mridiff.errors import InputError
+from mridiff.physics import (
+    MaskSpec,
+    espirit_maps,
+    estimate_sens,
+    fft2c,
+    ifft2c,
+    lowres_maps,
+    make_mask,
+    prewhiten,
+    rss,
+    sense_combine,
+)
+
+
+def _nmse_in_support(estimate: torch.Tensor, truth: torch.Tensor, support: torch.Tensor) -> float:
+    return float(((estimate - truth)[support] ** 2).sum() / (truth[support] ** 2).sum())
+
+
+def test_rss_equals_fastmri() -> None:
+    real = torch.rand(8, 32, 24)
+    torch.testing.assert_close(rss(real, dim=0), fastmri.rss(real, dim=0))
+    cplx = random_complex(2, 8, 32, 24)
+    torch.testing.assert_close(rss(cplx, dim=1), fastmri.rss_complex(torch.view_as_real(cplx), dim=1))
+    torch.testing.assert_close(rss(cplx, dim=1), fastmri.rss(cplx.abs(), dim=1))
+
+
+def test_sense_combine_with_true_maps(phantom128: tuple[torch.Tensor, torch.Tensor],
+                                      coils8_128: torch.Tensor) -> None:
+    img, _ = phantom128
+    torch.testing.assert_close(sense_combine(coils8_128 * img, coils8_128), img, rtol=1e-5, atol=1e-5)
+    zero_maps = coils8_128.clone()
+    zero_maps[:, :10] = 0
+    combined = sense_combine(coils8_128 * img, zero_maps)
+    assert torch.isfinite(combined.abs()).all() and (combined[:10] == 0).all()
+
+
+def test_espirit_maps_give_accurate_sense_combination(phantom128: tuple[torch.Tensor, torch.Tensor],
+                                                      coils8_128: torch.Tensor) -> None:
+    img, support = phantom128
+    coil_images = coils8_128 * img
+    mask = make_mask(MaskSpec("random", 4, 24 / 128), (128, 128), seed=0)
+    undersampled = fft2c(coil_images) * mask
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a 24-line ACS must not fall back
+        maps = espirit_maps(undersampled, mask)
+    assert maps.shape == (8, 128, 128) and maps.dtype == torch.complex64
+    energy = (maps.abs() ** 2).sum(dim=0)
+    torch.testing.assert_close(energy[support], torch.ones_like(energy[support]), rtol=1e-2, atol=1e-2)
+    combined = sense_combine(coil_images, maps).abs()
+    assert _nmse_in_support(combined, img.abs(), support) < 0.01
+
+
+def test_lowres_fallback_for_small_acs(phantom128: tuple[torch.Tensor, torch.Tensor],
+                                       coils8_128: torch.Tensor) -> None:
+    img, support = phantom128
+    coil_images = coils8_128 * img
+    mask = make_mask(MaskSpec("equispaced_fraction", 4, 6 / 128), (128, 128), seed=0)
+    undersampled = fft2c(coil_images) * mask
+    with pytest.warns(UserWarning, match="low-resolution"):
+        maps = espirit_maps(undersampled, mask)
+    torch.testing.assert_close(maps, lowres_maps(undersampled, mask))
+    assert maps.shape == (8, 128, 128) and maps.dtype == torch.complex64
+    combined = sense_combine(coil_images, maps).abs()
+    assert _nmse_in_support(combined, img.abs(), support) < 0.05
+
+
+def test_lowres_maps_are_normalised_and_estimate_sens_dispatch(phantom128: tuple[torch.Tensor, torch.Tensor],
+                                                               coils8_128: torch.Tensor) -> None:
+    img, support = phantom128
+    mask = make_mask(MaskSpec("random", 4, 24 / 128), (128, 128), seed=1)
+    kspace = fft2c(coils8_128 * img) * mask
+    maps = estimate_sens(kspace, mask, method="lowres")
+    energy = (maps.abs() ** 2).sum(dim=0)
+    torch.testing.assert_close(energy[support], torch.ones_like(energy[support]), rtol=1e-4, atol=1e-4)
+    assert (energy[~support] <= 1 + 1e-4).all()
+    with pytest.raises(InputError):
+        estimate_sens(kspace, mask, method="walsh")
+    with pytest.raises(InputError):
+        lowres_maps(kspace, torch.zeros(128, 128))
+
+
+def test_espirit_calib_width_is_limited_to_acs() -> None:
+    img, support = make_phantom(64)
+    coil_images = make_coil_maps(64, 4) * img
+    mask = make_mask(MaskSpec("equispaced_fraction", 4, 14 / 64), (64, 64), seed=0)
+    kspace = fft2c(coil_images) * mask
+    with pytest.warns(UserWarning, match="exceeds"):
+        maps = espirit_maps(kspace, mask, calib_width=40)
+    assert _nmse_in_support(sense_combine(coil_images, maps).abs(), img.abs(), support) < 0.01
+    with pytest.raises(InputError):
+        espirit_maps(kspace, mask, calib_width=4)
+
+
+def test_prewhiten_decorrelates_noise() -> None:
+    num_coils = 4
+    g = torch.Generator().manual_seed(0)
+    mixing = torch.randn(num_coils, num_coils, dtype=torch.complex64, generator=g) + 2 * torch.eye(num_coils)
+    cov = mixing @ mixing.conj().T
+    white_noise = random_complex(num_coils, 64, 64, seed=1)  # unit complex variance per coil
+    coloured = (mixing @ white_noise.reshape(num_coils, -1)).reshape(num_coils, 64, 64)
+    before = coloured.clone()
+    out = prewhiten(coloured, cov)
+    flat = out.reshape(num_coils, -1)
+    empirical = flat @ flat.conj().T / flat.shape[1]
+    torch.testing.assert_close(empirical, torch.eye(num_coils, dtype=torch.complex64), rtol=0, atol=0.08)
+    assert torch.equal(coloured, before)
+    # Batched k-space and an image-domain check: whitening is linear across coils, so it commutes with the FFT.
+    batched = torch.stack([coloured, coloured])
+    torch.testing.assert_close(prewhiten(batched, cov)[1], out)
+    torch.testing.assert_close(ifft2c(out), prewhiten(ifft2c(coloured), cov), rtol=1e-4, atol=1e-4)
+
+
+def test_prewhiten_rejects_bad_covariance() -> None:
+    kspace = random_complex(3, 8, 8)
+    with pytest.raises(InputError):
+        prewhiten(kspace, torch.eye(4, dtype=torch.complex64))
+    with pytest.raises(InputError):
+        prewhiten(kspace, -torch.eye(3, dtype=torch.complex64))
