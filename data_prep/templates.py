@@ -1,7 +1,8 @@
 """Locate the real MRI volumes available without a data download, and record where they came from.
 
 * ``mni152_2009a``: the MNI ICBM152 2009a nonlinear symmetric T1 template that ships inside the nilearn wheel
-  (``nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz``); a population average, with skull.
+  (``nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz``, uint8, brain-masked); a population
+  average.
 * ``mni152_nlin6asym``: FSL's MNI152NLin6Asym T1 template (1 mm, with skull) in TemplateFlow naming, shipped inside
   the nimare wheel (``nimare/resources/templates/tpl-MNI152NLin6Asym_res-01_T1w.nii.gz``). nimare is not a
   dependency: the file is read out of a wheel fetched with ``pip download nimare --no-deps`` (never installed).
@@ -204,7 +205,7 @@ def default_templates(
             key="mni152_2009a",
             path=mni,
             role="train",
-            description="MNI ICBM152 2009a nonlinear symmetric T1 template (population average, with skull)",
+            description="MNI ICBM152 2009a nonlinear symmetric T1 template (population average, brain-masked)",
             source="nilearn wheel: nilearn/" + NILEARN_MNI_MEMBER,
             licence="MNI ICBM152 licence: free use with attribution (Fonov et al. 2011; Copyright McConnell Brain "
             "Imaging Centre); nilearn itself is BSD-3-Clause",

@@ -25,14 +25,18 @@ class DataConfig:
     """Where the training data are and how slices become examples.
 
     Attributes:
-        root: directory of fastMRI-layout HDF5 files (for recon/sr/augment from HDF5) or NIfTI volumes.
+        root: directory of fully sampled fastMRI-layout HDF5 files.
+        extra_roots: further training directories (e.g. single-coil beside multi-coil data, one model for both).
         train_list: optional file listing training file names (one per line), relative to ``root``.
-        val_list: optional file listing validation file names.
+        val_root: directory of validation files (default: the last training file).
+        val_list: optional file listing validation file names, relative to ``val_root``.
         challenge: ``"auto"``, ``"singlecoil"`` or ``"multicoil"``: which files to use.
     """
 
-    root: str = "work_data/default/train"
+    root: str = "work_data/default/multicoil_train"
+    extra_roots: list[str] = field(default_factory=list)
     train_list: str | None = None
+    val_root: str | None = None
     val_list: str | None = None
     challenge: str = "auto"
 

@@ -51,6 +51,16 @@ def _nifti_suffix(path: Path) -> str | None:
     return next((s for s in NIFTI_SUFFIXES if name.endswith(s)), None)
 
 
+def _check_gzip_stream(path: Path) -> None:
+    """Decompress a gzip file to its end so its CRC is verified (nibabel stops reading before the trailer)."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return
+    with gzip.open(path, "rb") as gz:
+        while gz.read(1 << 22):
+            pass
+
+
 def read_nifti(path: str | os.PathLike[str], volume_index: int | None = None, canonical: bool = False) -> NiftiVolume:
     """Read one 3D volume from a NIfTI (or other nibabel-readable) file.
 
@@ -73,6 +83,7 @@ def read_nifti(path: str | os.PathLike[str], volume_index: int | None = None, ca
     if p.is_dir():
         raise InputError(p, "is a directory, expected a NIfTI file")
     try:
+        _check_gzip_stream(p)
         img: Any = nib.load(p)
         if canonical:
             img = nib.as_closest_canonical(img)

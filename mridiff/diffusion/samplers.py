@@ -16,12 +16,20 @@ from mridiff.diffusion.schedules import NoiseSchedule
 SAMPLER_NAMES: tuple[str, ...] = ("ddpm", "ddim")
 
 
-def complex_randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard Gaussian noise shaped like ``like``; complex tensors get unit variance per real component."""
+def complex_randn(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard Gaussian noise shaped like ``like``; complex tensors get unit variance per real component.
+
+    (``torch.randn`` on a complex dtype gives variance 1/2 per component; training and sampling must agree, so
+    both use this function.) With a generator the noise is drawn on the CPU, so a seed gives the same numbers
+    on every device; without one it is drawn on ``like``'s device.
+    """
+    device = "cpu" if generator is not None else like.device
+    real_dtype = like.real.dtype if like.is_complex() else like.dtype
+    shape = (*like.shape, 2) if like.is_complex() else tuple(like.shape)
+    noise = torch.randn(shape, generator=generator, dtype=real_dtype, device=device)
     if like.is_complex():
-        parts = torch.randn((*like.shape, 2), generator=generator, dtype=like.real.dtype, device="cpu")
-        return torch.view_as_complex(parts).to(like.device)
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device="cpu").to(like.device)
+        noise = torch.view_as_complex(noise)
+    return noise.to(like.device)
 
 
 class Sampler(ABC):

@@ -42,6 +42,12 @@ def check_writable(path: str | os.PathLike[str], overwrite: bool) -> Path:
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
@@ -61,6 +67,7 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = False) -> Iterat
         yield tmp
         if out.exists() and not overwrite:
             raise InputError(out, "output appeared while writing", "pass --overwrite to replace it")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual permissions
         os.replace(tmp, out)
     finally:
         if tmp.exists():

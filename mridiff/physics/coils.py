@@ -34,7 +34,8 @@ def rss(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
         Real tensor with ``dim`` removed.
 
     """
-    return fastmri.rss(x.abs() if x.is_complex() else x, dim)
+    out: torch.Tensor = fastmri.rss(x.abs() if x.is_complex() else x, dim)
+    return out
 
 
 def sense_combine(coil_images: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
@@ -194,5 +195,5 @@ def prewhiten(kspace: torch.Tensor, noise_cov: torch.Tensor) -> torch.Tensor:
     if int(info) != 0:
         raise InputError(None, "noise covariance is not positive definite")
     flat = kspace.reshape(*kspace.shape[:-2], -1)
-    white = torch.linalg.solve_triangular(chol, flat, upper=False)
+    white: torch.Tensor = torch.linalg.solve_triangular(chol, flat, upper=False)
     return white.reshape(kspace.shape)

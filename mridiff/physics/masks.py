@@ -95,7 +95,7 @@ def make_mask(spec: MaskSpec, shape: tuple[int, int], seed: int | None) -> torch
         _check_centre(round(width * spec.fraction) * spec.acceleration >= width, spec)
         func = _FASTMRI_MASKS[spec.kind]([spec.fraction], [spec.acceleration])
         # fastMRI masks take a k-space shape (..., H, W, 2) and read the column count from shape[-2].
-        cols, _ = func((1, height, width, 1), seed=seed)
+        cols: torch.Tensor = func((1, height, width, 1), seed=seed)[0]
         return cols.reshape(1, width).expand(height, width).contiguous()
     box = (max(round(height * spec.fraction), 1), max(round(width * spec.fraction), 1))
     _check_centre(box[0] * box[1] * spec.acceleration >= height * width, spec)
@@ -112,16 +112,51 @@ def _check_centre(too_big: bool, spec: MaskSpec) -> None:
                          "of k-space", "lower center_fraction or the acceleration")
 
 
+POISSON_MAX_BISECTIONS = 40
+POISSON_REL_TOL = 0.1
+
+
 def _poisson(shape: tuple[int, int], acc: int, box: tuple[int, int], seed: int | None) -> torch.Tensor:
+    """Variable-density Poisson-disc mask through sigpy's sampler, with a bounded search on the density slope.
+
+    ``sigpy.mri.poisson`` bisects the slope until the acceleration is within an absolute 0.1, and on small
+    grids (e.g. 32x32) that bisection can stall forever; here it stops after a fixed number of halvings and
+    accepts the closest mask within 10% of the target acceleration.
+    """
+    from sigpy.mri.samp import _poisson as sigpy_poisson
+
     if seed is None:
         # sigpy would otherwise use numba's global random state, which nobody can reproduce afterwards.
         seed = int(np.random.default_rng().integers(2**31 - 1))
+    ny, nx = shape
+    yy, xx = np.mgrid[:ny, :nx]
+    x = np.maximum(abs(xx - nx / 2) - box[1] / 2, 0)
+    x = x / max(x.max(), 1e-12)
+    y = np.maximum(abs(yy - ny / 2) - box[0] / 2, 0)
+    y = y / max(y.max(), 1e-12)
+    r = np.sqrt(x**2 + y**2)
+    lo, hi = 0.0, float(max(nx, ny))
+    best: tuple[float, np.ndarray] | None = None
+    state = np.random.get_state()  # sigpy's sampler seeds numpy's global state; leave it as we found it
     try:
-        mask = sigpy.mri.poisson(shape, acc, calib=box, dtype=np.float32, crop_corner=True, seed=seed)
-    except ValueError as exc:
-        raise InputError(None, f"cannot draw a Poisson-disc mask for {acc}x on {shape}: {exc}",
-                         "lower the acceleration or the centre fraction") from None
-    return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))
+        for _ in range(POISSON_MAX_BISECTIONS):
+            slope = (lo + hi) / 2
+            rx = np.clip((1 + r * slope) * nx / max(nx, ny), 1, None)
+            ry = np.clip((1 + r * slope) * ny / max(nx, ny), 1, None)
+            mask = sigpy_poisson(nx, ny, 30, rx, ry, box, seed) * (r < 1)
+            actual = nx * ny / max(float(mask.sum()), 1.0)
+            if best is None or abs(actual - acc) < abs(best[0] - acc):
+                best = (actual, mask)
+            if abs(actual - acc) < 0.01 * acc:
+                break
+            lo, hi = (slope, hi) if actual < acc else (lo, slope)
+    finally:
+        np.random.set_state(state)
+    assert best is not None
+    if abs(best[0] - acc) > POISSON_REL_TOL * acc:
+        raise InputError(None, f"cannot draw a Poisson-disc mask for {acc}x on {shape} (closest {best[0]:.2f}x)",
+                         "lower the acceleration or the centre fraction")
+    return torch.from_numpy(np.ascontiguousarray(best[1].reshape(shape), dtype=np.float32))
 
 
 def _gaussian2d(shape: tuple[int, int], acc: int, box: tuple[int, int], seed: int | None) -> torch.Tensor:
@@ -184,7 +219,7 @@ def mask_from_array(
 
 
 def _run_around_centre(ok: np.ndarray) -> tuple[int, int]:
-    """Count consecutive true entries left of ``n // 2`` and from ``n // 2`` rightwards (0, 0 if ``ok[n//2]`` is false)."""
+    """Count true entries in a row left of ``n // 2`` and from ``n // 2`` on; ``(0, 0)`` if ``ok[n // 2]`` is false."""
     c = ok.shape[0] // 2
     if not ok[c]:
         return 0, 0

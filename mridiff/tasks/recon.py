@@ -91,13 +91,25 @@ def build_problem(
                         target=target)
 
 
+MASK_BANK_SIZE = 64
+_MASK_BANK: dict[tuple[str, int, tuple[int, int]], list[torch.Tensor]] = {}
+
+
 def random_mask(
     shape: tuple[int, int], kinds: list[str], accelerations: list[int], rng: np.random.Generator
 ) -> torch.Tensor:
-    """Draw a training mask: a random kind and acceleration from the config, fastMRI's centre fractions."""
+    """Draw a training mask: a random kind and acceleration from the config, fastMRI's centre fractions.
+
+    2D Poisson-disc masks take ~0.1 s each to draw, too slow to feed a GPU, so each (kind, acceleration, shape)
+    keeps a bank of ``MASK_BANK_SIZE`` seeded masks per worker, filled on first use and then sampled from.
+    """
     kind = kinds[int(rng.integers(len(kinds)))]
     acc = accelerations[int(rng.integers(len(accelerations)))]
-    return make_mask(MaskSpec(kind, acc), shape, int(rng.integers(2**31 - 1)))
+    bank = _MASK_BANK.setdefault((kind, acc, shape), [])
+    if len(bank) < MASK_BANK_SIZE:
+        bank.append(make_mask(MaskSpec(kind, acc), shape, int(rng.integers(2**31 - 1))))
+        return bank[-1]
+    return bank[int(rng.integers(len(bank)))]
 
 
 def full_image(full_kspace: torch.Tensor, sens: torch.Tensor | None) -> torch.Tensor:
@@ -114,18 +126,19 @@ def full_image(full_kspace: torch.Tensor, sens: torch.Tensor | None) -> torch.Te
 def training_example(
     full_kspace: np.ndarray,
     sens: np.ndarray | None,
+    rng: np.random.Generator,
+    *,
     kinds: list[str],
     accelerations: list[int],
-    rng: np.random.Generator,
 ) -> dict[str, torch.Tensor]:
     """A training pair from a fully sampled slice: a random mask, then (target, condition), both normalised.
 
     Args:
         full_kspace: complex (H, W) or (C, H, W) fully sampled k-space.
         sens: coil maps (C, H, W) when known (e.g. stored by ``data_prep``); estimated from the ACS otherwise.
+        rng: numpy generator (seeded per worker).
         kinds: mask kinds to draw from.
         accelerations: accelerations to draw from.
-        rng: numpy generator (seeded per worker).
 
     Returns:
         ``{"target": complex64 (H, W), "cond": complex64 (H, W), "mask": float32 (H, W)}``.

@@ -44,7 +44,7 @@ def lowres_problem(kspace_lr: torch.Tensor, factor: int) -> Problem:
 
 
 def training_example(
-    full_kspace: np.ndarray, sens: np.ndarray | None, scales: list[int], rng: np.random.Generator
+    full_kspace: np.ndarray, sens: np.ndarray | None, rng: np.random.Generator, *, scales: list[int]
 ) -> dict[str, torch.Tensor]:
     """A super-resolution training pair from a fully sampled slice, with a random scale from ``scales``."""
     k = torch.from_numpy(np.ascontiguousarray(full_kspace)).to(torch.complex64)

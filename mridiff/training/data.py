@@ -122,8 +122,13 @@ class SliceDataModule(pl.LightningDataModule):
         """Index the files (cheap: only headers and shapes are read)."""
         data = self.cfg.data
         files = list_files(data.root, data.train_list, data.challenge)
+        for extra in data.extra_roots:
+            files += list_files(extra, None, data.challenge)
         self.train_set = SliceDataset(files, self.make_example, self.cfg.train.seed)
-        val_files = list_files(data.root, data.val_list, data.challenge) if data.val_list else files[-1:]
+        if data.val_root or data.val_list:
+            val_files = list_files(data.val_root or data.root, data.val_list, data.challenge)
+        else:
+            val_files = files[-1:]
         val_source = SliceDataset(val_files, self.make_example, seed=12345)
         n = len(val_source)
         picks = np.linspace(n // 4, 3 * n // 4, max(1, self.cfg.train.val_slices)).astype(int)

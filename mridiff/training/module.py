@@ -61,7 +61,7 @@ class DiffusionModule(pl.LightningModule):
         if t is None:
             t = torch.randint(0, self.schedule.num_train_timesteps, (x0.shape[0],), device=x0.device)
         if eps is None:
-            eps = torch.randn_like(x0)
+            eps = complex_randn(x0)
         x_t = self.schedule.add_noise(x0, eps, t)
         pred = self.net(x_t, batch.get("cond"), t)
         target = self.schedule.training_target(x0, eps, t)

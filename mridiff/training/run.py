@@ -111,6 +111,7 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
     start = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None, weights_only=True)
     elapsed = time.time() - start
+    trainer.save_checkpoint(last)  # the final state too, not only every ckpt_every steps
     if not trainer.is_global_zero:
         return None
     meta = {
