@@ -164,11 +164,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nimare-wheel", type=Path, default=None, help="nimare wheel holding MNI152NLin6Asym")
     p.add_argument("--download-nimare", action="store_true", help="fetch the nimare wheel with pip download")
+    p.add_argument("--sources-dir", type=Path, default=None,
+                   help="folder with copies of the template files (instead of nilearn/nimare/../shared)")
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
     try:
         cache = args.out_dir / ".cache"
-        templates = default_templates(cache, args.nimare_wheel, args.download_nimare)
+        templates = default_templates(cache, args.nimare_wheel, args.download_nimare, args.sources_dir)
         snr = None if args.snr_db < 0 else args.snr_db
         record = build(
             args.out_dir,

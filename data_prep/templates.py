@@ -179,7 +179,10 @@ def nimare_mni152_nlin6asym(
 
 
 def default_templates(
-    cache_dir: str | Path, nimare_wheel: str | Path | None = None, download_nimare: bool = False
+    cache_dir: str | Path,
+    nimare_wheel: str | Path | None = None,
+    download_nimare: bool = False,
+    sources_dir: str | Path | None = None,
 ) -> list[Template]:
     """The default dataset's sources: MNI templates for training, Colin27 for testing.
 
@@ -188,18 +191,29 @@ def default_templates(
         nimare_wheel: Optional nimare wheel to read the MNI152NLin6Asym template from.
         download_nimare: Fetch the nimare wheel with pip if needed.
 
+        sources_dir: A folder holding copies of the three files under their usual names (for machines without
+            nilearn, e.g. a GPU box); used instead of the package locations.
+
     Returns:
         The available templates (nimare's only when found or fetched).
 
     Raises:
         InputError: If the nilearn template or Colin27 is missing.
     """
-    mni = nilearn_mni152_2009a()
-    if mni is None:
-        raise InputError(None, "nilearn's MNI152 template not found", "pip install 'mridiff[data]' (nilearn)")
-    col = colin27()
-    if col is None:
-        raise InputError(shared_data_dir() / COLIN27_NAME, "Colin27 volume not found", "set MRIDIFF_SHARED")
+    if sources_dir is not None:
+        src = Path(sources_dir)
+        mni, col = src / Path(NILEARN_MNI_MEMBER).name, src / COLIN27_NAME
+        cache_dir = src  # the extracted nimare template is looked up here first
+        for needed in (mni, col):
+            if not needed.is_file():
+                raise InputError(needed, "template copy not found in --sources-dir")
+    else:
+        mni = nilearn_mni152_2009a()
+        if mni is None:
+            raise InputError(None, "nilearn's MNI152 template not found", "pip install 'mridiff[data]' (nilearn)")
+        col = colin27()
+        if col is None:
+            raise InputError(shared_data_dir() / COLIN27_NAME, "Colin27 volume not found", "set MRIDIFF_SHARED")
     out = [
         Template(
             key="mni152_2009a",

@@ -77,6 +77,7 @@ class TrainConfig:
     ckpt_every: int = 200
     log_every: int = 10
     grad_clip: float = 1.0
+    export_half: bool = False
 
 
 @dataclass

@@ -32,7 +32,7 @@ class UNetConfig:
 
     channels: tuple[int, ...] = (32, 64, 128)
     attention_levels: tuple[bool, ...] = (False, False, True)
-    num_res_blocks: int = 1
+    num_res_blocks: int | tuple[int, ...] = 1
     num_head_channels: int = 32
     norm_num_groups: int = 16
     cond_channels: int = 2
@@ -46,6 +46,8 @@ class UNetConfig:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise KeyError(f"unknown model keys: {', '.join(unknown)}")
+        if isinstance(known.get("num_res_blocks"), list):
+            known["num_res_blocks"] = tuple(known["num_res_blocks"])
         for key in ("channels", "attention_levels"):
             if key in known:
                 known[key] = tuple(known[key])
@@ -56,6 +58,8 @@ class UNetConfig:
         out = asdict(self)
         out["channels"] = list(self.channels)
         out["attention_levels"] = list(self.attention_levels)
+        if isinstance(self.num_res_blocks, tuple):
+            out["num_res_blocks"] = list(self.num_res_blocks)
         return out
 
 

@@ -66,7 +66,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def export_model(net: torch.nn.Module, meta: dict[str, Any], path: str | os.PathLike[str],
-                 overwrite: bool = False) -> Path:
+                 overwrite: bool = False, half: bool = False) -> Path:
     """Write ``path`` (.safetensors) with ``net``'s weights, ``path.json`` with ``meta`` and ``path.sha256``.
 
     Args:
@@ -74,6 +74,7 @@ def export_model(net: torch.nn.Module, meta: dict[str, Any], path: str | os.Path
         meta: JSON-serialisable description: task, model config, diffusion config, normalisation, provenance.
         path: output ``.safetensors`` file.
         overwrite: replace existing files.
+        half: store float weights as float16 (half the size; loading casts back to float32).
 
     Returns:
         The weights path.
@@ -82,6 +83,8 @@ def export_model(net: torch.nn.Module, meta: dict[str, Any], path: str | os.Path
     if out.suffix != ".safetensors":
         raise InputError(out, "exported model must end in .safetensors")
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     with atomic_path(out, overwrite) as tmp:
         save_file(state, str(tmp))
     digest = sha256_file(out)

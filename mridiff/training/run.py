@@ -126,7 +126,8 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
                      "global_step": trainer.global_step, "seconds": round(elapsed, 1), "data_root": cfg.data.root,
                      "config": cfg.to_dict(), "loss_tail": history.history[-50:]},
     }
-    out = export_model(module.ema.module, meta, Path(cfg.out_dir) / "model.safetensors", overwrite=True)
+    out = export_model(module.ema.module, meta, Path(cfg.out_dir) / "model.safetensors", overwrite=True,
+                       half=cfg.train.export_half)
     write_loss_log(history.history, Path(cfg.out_dir))
     return out
 
