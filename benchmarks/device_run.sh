@@ -12,14 +12,13 @@ cp -r .whl/runstats /tmp/site/
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi -L > "$OUT/device.txt" 2>&1
 python3 -c "import torch, monai, fastmri, sigpy, nibabel; print('torch', torch.__version__, 'monai', monai.__version__)" || exit 1
+rm -rf runs
 log "building dataset"
-python3 -m data_prep.make_default_dataset work_data/default --size 128 --coils 8 --sources-dir .devdata/src \
+[ -f work_data/default/provenance.json ] || python3 -m data_prep.make_default_dataset work_data/default --size 128 --coils 8 --sources-dir .devdata/src \
   > "$OUT/dataset.log" 2>&1 || { log "dataset failed"; tail -5 "$OUT/dataset.log"; exit 1; }
-log "gpu checks"
-timeout "${CHECK_S:-110}" python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.json" || log "gpu_check stopped"
 mkdir -p /tmp/res
-declare -A LIMIT=([recon]=235 [sr]=80 [augment]=80)
-for task in recon sr augment; do
+declare -A LIMIT=([recon]=${RECON_S:-200} [sr]=68 [augment]=68)
+for task in ${TASKS:-recon sr augment}; do
   log "training $task"
   timeout "${LIMIT[$task]}" python3 -m mridiff.cli train --task $task -c configs/${task}_default.yaml --no-progress \
     > "/tmp/res/train_$task.log" 2>&1 || log "train $task exit $?"
@@ -31,6 +30,8 @@ for task in recon sr augment; do
     done
   fi
 done
+log "gpu checks"
+timeout "${CHECK_S:-85}" python3 benchmarks/gpu_check.py ${CHECK_ARGS:-} --out "$OUT/gpu_check.json" || log "gpu_check stopped"
 cp "$OUT/dataset.log" /tmp/res/ 2>/dev/null
 tar -C /tmp/res -cf "$OUT/results.tar" .
 log "done"

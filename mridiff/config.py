@@ -30,6 +30,7 @@ class DataConfig:
         train_list: optional file listing training file names (one per line), relative to ``root``.
         val_root: directory of validation files (default: the last training file).
         val_list: optional file listing validation file names, relative to ``val_root``.
+        patch: train on random square crops of this size (the U-Net is convolutional; 4x cheaper at half size).
         challenge: ``"auto"``, ``"singlecoil"`` or ``"multicoil"``: which files to use.
     """
 
@@ -38,6 +39,7 @@ class DataConfig:
     train_list: str | None = None
     val_root: str | None = None
     val_list: str | None = None
+    patch: int | None = None
     challenge: str = "auto"
 
 

@@ -19,9 +19,11 @@ class InputError(Exception):
         hint: What the user can do about it (optional).
     """
 
-    def __init__(self, path: str | PathLike[str] | None, problem: str, hint: str | None = None) -> None:
+    def __init__(self, path: str | PathLike[str] | None = None, problem: str = "", hint: str | None = None,
+                 *, message: str | None = None) -> None:
+        # ``message=`` lets torch's DataLoader re-raise an InputError from a worker (it calls exc_type(message=...)).
         self.path = None if path is None else str(path)
-        self.problem = problem
+        self.problem = problem if message is None else message
         self.hint = hint
         super().__init__(self.message())
 

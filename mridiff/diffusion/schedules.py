@@ -60,7 +60,8 @@ class NoiseSchedule:
         Returns:
             alpha-bar values, shape (B, 1, ..., 1) when ``like`` is given, else (B,).
         """
-        t_tensor = torch.as_tensor(t, dtype=torch.long).reshape(-1)
+        # The table lives on the CPU; index it there whatever device t is on, then move the result.
+        t_tensor = torch.as_tensor(t).reshape(-1).to(device="cpu", dtype=torch.long)
         table = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod])
         values = table[t_tensor + 1]
         if like is None:

@@ -8,11 +8,13 @@ serves both.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from mridiff.errors import InputError
 from mridiff.physics.coils import estimate_sens, sense_combine
 from mridiff.physics.fft import ifft2c
 from mridiff.physics.masks import MaskSpec, make_mask
@@ -107,8 +109,14 @@ def random_mask(
     acc = accelerations[int(rng.integers(len(accelerations)))]
     bank = _MASK_BANK.setdefault((kind, acc, shape), [])
     if len(bank) < MASK_BANK_SIZE:
-        bank.append(make_mask(MaskSpec(kind, acc), shape, int(rng.integers(2**31 - 1))))
-        return bank[-1]
+        for attempt in range(3):
+            try:
+                bank.append(make_mask(MaskSpec(kind, acc), shape, int(rng.integers(2**31 - 1))))
+                return bank[-1]
+            except InputError as exc:  # a random 2D mask can miss its acceleration on a small grid
+                if attempt == 2 and not bank:
+                    raise
+                warnings.warn(f"training mask draw failed ({exc.message()}); drawing again", stacklevel=2)
     return bank[int(rng.integers(len(bank)))]
 
 

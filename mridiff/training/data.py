@@ -56,11 +56,12 @@ class SliceDataset(Dataset[Example]):
         files: HDF5 files (fully sampled k-space).
         make_example: ``(kspace, sens_or_None, rng) -> dict of tensors``.
         seed: base seed; each worker and epoch derives its own stream.
-        crop: optional square image-domain crop size applied by ``make_example``'s caller.
+        patch: optional random square crop applied to every image of an example (training only).
     """
 
-    def __init__(self, files: list[Path], make_example: ExampleFn, seed: int = 0) -> None:
+    def __init__(self, files: list[Path], make_example: ExampleFn, seed: int = 0, patch: int | None = None) -> None:
         self.scans: list[ScanInfo] = [open_scan(f) for f in files]
+        self.patch = patch
         self.index = [(i, s) for i, scan in enumerate(self.scans) for s in range(scan.num_slices)]
         self.make_example = make_example
         self.seed = seed
@@ -87,7 +88,15 @@ class SliceDataset(Dataset[Example]):
             with h5py.File(scan.path, "r") as fh:
                 if "sens_maps" in fh:
                     sens = np.asarray(fh["sens_maps"][slice_idx])
-        return self.make_example(data.kspace, sens, self._generator())
+        rng = self._generator()
+        example = self.make_example(data.kspace, sens, rng)
+        if self.patch is None:
+            return example
+        # The same random crop of every image of the example (the problem is built on the full grid first).
+        height, width = example["target"].shape[-2:]
+        size_h, size_w = min(self.patch, height), min(self.patch, width)
+        top, left = int(rng.integers(height - size_h + 1)), int(rng.integers(width - size_w + 1))
+        return {k: v[..., top : top + size_h, left : left + size_w] for k, v in example.items()}
 
 
 class FixedExamples(Dataset[Example]):
@@ -124,7 +133,7 @@ class SliceDataModule(pl.LightningDataModule):
         files = list_files(data.root, data.train_list, data.challenge)
         for extra in data.extra_roots:
             files += list_files(extra, None, data.challenge)
-        self.train_set = SliceDataset(files, self.make_example, self.cfg.train.seed)
+        self.train_set = SliceDataset(files, self.make_example, self.cfg.train.seed, data.patch)
         if data.val_root or data.val_list:
             val_files = list_files(data.val_root or data.root, data.val_list, data.challenge)
         else:

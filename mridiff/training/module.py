@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from mridiff.config import RunConfig
 from mridiff.diffusion.loop import ConsistencySettings, reverse_diffusion
@@ -32,6 +32,21 @@ def schedule_from_config(cfg: RunConfig) -> NoiseSchedule:
     return NoiseSchedule(d.timesteps, d.schedule, d.prediction)
 
 
+def ema_avg_fn(decay: float) -> Any:
+    """EMA update with warm-up: decay_n = min(decay, (1 + n) / (10 + n)) after n updates.
+
+    A fixed decay (e.g. 0.999) keeps the random initial weights in the average for thousands of steps, which
+    ruins short runs; the warm-up lets the average follow the network early and settle later.
+    """
+
+    def update(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        n = float(num_averaged)
+        d = min(decay, (1.0 + n) / (10.0 + n))
+        return d * averaged + (1.0 - d) * current
+
+    return update
+
+
 class DiffusionModule(pl.LightningModule):
     """Conditional DDPM training.
 
@@ -44,8 +59,7 @@ class DiffusionModule(pl.LightningModule):
         self.cfg = cfg
         self.net = ConditionalUNet(UNetConfig.from_dict(cfg.model))
         self.schedule = schedule_from_config(cfg)
-        decay = cfg.train.ema_decay
-        self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        self.ema = AveragedModel(self.net, avg_fn=ema_avg_fn(cfg.train.ema_decay), use_buffers=True)
         self.ema.requires_grad_(False)
 
     def loss(self, batch: dict[str, torch.Tensor], t: torch.Tensor | None = None,

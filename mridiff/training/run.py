@@ -122,7 +122,7 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
         "normalisation": {"method": "percentile", "q": 99.0},
         "masks": {"kinds": cfg.masks.kinds, "accelerations": cfg.masks.accelerations,
                   "sr_scales": cfg.masks.sr_scales},
-        "training": {"image_size": list(dm.train_set[0]["target"].shape) if dm.train_set else None,
+        "training": {"image_size": list(dm.train_set.scans[0].encoded_size) if dm.train_set else None,
                      "global_step": trainer.global_step, "seconds": round(elapsed, 1), "data_root": cfg.data.root,
                      "config": cfg.to_dict(), "loss_tail": history.history[-50:]},
     }
