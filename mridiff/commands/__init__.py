@@ -1,0 +1,1 @@
+"""Sub-commands of the ``mridiff`` CLI; each module exposes ``register(subparsers)``."""

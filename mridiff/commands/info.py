@@ -1,0 +1,34 @@
+"""``mridiff info``: bundled models, their SHA-256 (checked) and what they were trained on."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one block per bundled model."""
+    from mridiff.inference.model import DEFAULT_MODELS, default_model_path
+    from mridiff.training.checkpoint import sha256_file
+
+    for task in DEFAULT_MODELS:
+        path = default_model_path(task)
+        if not path.is_file():
+            print(f"{task}: no bundled model ({path.name} missing)")
+            continue
+        meta = json.loads(path.with_suffix(".json").read_text())
+        digest = sha256_file(path)
+        ok = "ok" if digest == meta.get("sha256") else "MISMATCH"
+        training = meta.get("training", {})
+        print(f"{task}: {path}")
+        print(f"  sha256 {digest} ({ok})")
+        print(f"  image size {training.get('image_size')}, steps {training.get('global_step')}, "
+              f"trained on {training.get('data_root')}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the ``info`` sub-command."""
+    p = sub.add_parser("info", help="show bundled models and their checksums")
+    p.set_defaults(func=run)

@@ -1,0 +1,50 @@
+"""``mridiff train --task recon|sr|augment -c CONFIG``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mridiff.commands.common import positive_int
+from mridiff.errors import InputError
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train from a YAML config, with a few command-line overrides."""
+    from mridiff.config import load_config
+    from mridiff.training.run import train
+
+    cfg = load_config(args.config)
+    if args.task and args.task != cfg.task:
+        raise InputError(args.config, f"config is for task '{cfg.task}' but --task {args.task} was given")
+    if args.data:
+        cfg.data.root = args.data
+    if args.out:
+        cfg.out_dir = args.out
+    if args.max_steps:
+        cfg.train.max_steps = args.max_steps
+    if args.max_minutes:
+        cfg.train.max_minutes = args.max_minutes
+    devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
+    out = train(cfg, devices=devices, num_nodes=args.num_nodes, accelerator=args.accelerator,
+                resume=args.resume, progress=not args.no_progress)
+    if out is not None:
+        print(f"exported model: {out}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the ``train`` sub-command."""
+    p = sub.add_parser("train", help="train a model from a YAML config")
+    p.add_argument("--task", choices=["recon", "sr", "augment"])
+    p.add_argument("-c", "--config", required=True, help="YAML run config (see configs/)")
+    p.add_argument("--data", help="override data.root")
+    p.add_argument("--out", help="override out_dir")
+    p.add_argument("--devices", default="auto", help="devices per node (int or 'auto')")
+    p.add_argument("--num-nodes", type=positive_int, default=1)
+    p.add_argument("--accelerator", default="auto", choices=["auto", "gpu", "cpu"])
+    p.add_argument("--max-steps", type=positive_int)
+    p.add_argument("--max-minutes", type=float)
+    p.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoints/last.ckpt")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
