@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mridiff.commands import info, reconstruct, train
+from mridiff.commands import audit, augment, info, reconstruct, superres, train
 from mridiff.commands.common import EXIT_USER_ERROR
 from mridiff.errors import InputError
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    for module in (train, reconstruct, info):
+    for module in (train, reconstruct, superres, augment, audit, info):
         module.register(sub)
     return parser
 

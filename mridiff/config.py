@@ -159,13 +159,30 @@ def config_from_dict(data: dict[str, Any], source: str = "<config>") -> RunConfi
     cfg: RunConfig = _build(RunConfig, data, "", source)
     if cfg.task not in TASKS:
         raise InputError(source, f"config key 'task' must be one of {', '.join(TASKS)}, got {cfg.task!r}")
-    from mridiff.models.unet import UNetConfig
+    import torch
 
+    from mridiff.models.unet import ConditionalUNet, UNetConfig
+
+    for key, value in cfg.model.items():
+        if key in _MODEL_TYPES:
+            _check_type(value, _MODEL_TYPES[key], f"model.{key}", source)
+            if key not in ("extra", "attention_levels") and any(v <= 0 for v in (value if isinstance(value, list)
+                                                                                else [value])):
+                raise InputError(source, f"config key 'model.{key}' must be positive, got {value!r}")
     try:
-        UNetConfig.from_dict(cfg.model)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(source, f"config section 'model': {exc}") from None
+        with torch.device("meta"):  # builds the network's structure without allocating its weights
+            ConditionalUNet(UNetConfig.from_dict(cfg.model))
+    except (KeyError, TypeError, ValueError, RuntimeError, AssertionError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(source, f"config section 'model': {first}") from None
     return cfg
+
+
+# Types of the ``model`` section (``UNetConfig``'s fields as YAML gives them), checked like the other sections.
+_MODEL_TYPES: dict[str, Any] = {
+    "channels": list[int], "attention_levels": list[bool], "num_res_blocks": int | list[int], "num_head_channels": int,
+    "norm_num_groups": int, "cond_channels": int, "state_channels": int, "extra": dict[str, Any],
+}
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -179,10 +196,14 @@ def load_config(path: str | Path) -> RunConfig:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(p, f"cannot read config: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(p, "config is not UTF-8 text", "pass a YAML file (see configs/)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InputError(p, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(p, f"not valid YAML{where} ({str(exc).splitlines()[0]})") from None
     if data is None:
         data = {}
     return config_from_dict(data, str(p))

@@ -10,8 +10,10 @@ Layout (as the fastMRI data and ``fastmri.data.SliceDataset``): ``kspace`` compl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from mridiff.data.ismrmrd import parse_header
 from mridiff.errors import InputError
 
 TARGET_KEYS = ("reconstruction_rss", "reconstruction_esc")
+_RAW_KSPACE = "mridiff needs raw complex k-space in the fastMRI layout, not images"
+_RECOPY = "copy or export the scan again"
 __all__ = ["TARGET_KEYS", "ScanInfo", "SliceData", "open_scan", "read_slice", "sanitise_attrs"]
 
 
@@ -90,7 +94,7 @@ def _open(path: Path) -> h5py.File:
     if path.is_dir():
         raise InputError(path, "is a directory, expected a fastMRI .h5 file")
     if path.stat().st_size == 0:
-        raise InputError(path, "file is empty")
+        raise InputError(path, "file is empty", "the copy is incomplete; copy or export the scan again")
     try:
         is_hdf5 = h5py.is_hdf5(path)
     except OSError:
@@ -100,14 +104,24 @@ def _open(path: Path) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        raise InputError(path, f"HDF5 file is truncated or corrupt ({exc})") from None
+        raise InputError(path, f"HDF5 file is truncated or corrupt ({exc})", _RECOPY) from None
+
+
+@contextlib.contextmanager
+def _damaged_as_input_error(path: Path) -> Iterator[None]:
+    """Report damaged HDF5 metadata (h5py raises RuntimeError, OSError or KeyError for it) as an InputError."""
+    try:
+        yield
+    except (RuntimeError, OSError, KeyError) as exc:
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise InputError(path, f"HDF5 file is truncated or corrupt ({detail})", _RECOPY) from None
 
 
 def _check_slice(path: Path, kspace: np.ndarray, index: int) -> None:
     if not np.all(np.isfinite(kspace)):
-        raise InputError(path, f"k-space slice {index} contains NaN or Inf")
+        raise InputError(path, f"k-space slice {index} contains NaN or Inf", "the scan is damaged; export it again")
     if not np.any(kspace):
-        raise InputError(path, f"k-space slice {index} is all zeros")
+        raise InputError(path, f"k-space slice {index} is all zeros", "the scan is damaged; export it again")
 
 
 def _read(path: Path, dataset: h5py.Dataset, index: int) -> np.ndarray:
@@ -115,20 +129,21 @@ def _read(path: Path, dataset: h5py.Dataset, index: int) -> np.ndarray:
         return np.asarray(dataset[index])
     except (OSError, ValueError, KeyError) as exc:  # h5py raises KeyError for some damaged chunk indexes
         problem = f"cannot read slice {index} of '{dataset.name}': file truncated or corrupt ({exc})"
-        raise InputError(path, problem) from None
+        raise InputError(path, problem, _RECOPY) from None
 
 
 def _kspace_layout(path: Path, hf: h5py.File) -> h5py.Dataset:
     if "kspace" not in hf:
-        raise InputError(path, "no 'kspace' dataset", f"found: {', '.join(sorted(hf.keys())) or 'nothing'}")
+        found = ", ".join(sorted(map(str, hf.keys()))) or "nothing"  # damaged names come back as bytes
+        raise InputError(path, "no 'kspace' dataset", f"found: {found}")
     ks = hf["kspace"]
     if not isinstance(ks, h5py.Dataset):
         raise InputError(path, "'kspace' is a group, expected a dataset")
     kind = ks.dtype.kind
     if kind in "iub":
-        raise InputError(path, f"k-space has integer dtype {ks.dtype}; expected complex64")
+        raise InputError(path, f"k-space has integer dtype {ks.dtype}; expected complex64", _RAW_KSPACE)
     if kind != "c":
-        raise InputError(path, f"k-space is real-valued ({ks.dtype}); expected complex64")
+        raise InputError(path, f"k-space is real-valued ({ks.dtype}); expected complex64", _RAW_KSPACE)
     if ks.ndim not in (3, 4):
         raise InputError(
             path,
@@ -151,7 +166,8 @@ def _mask_2d(path: Path, raw: np.ndarray, encoded: tuple[int, int]) -> np.ndarra
     elif squeezed.ndim == 2 and squeezed.shape in ((h, w), (1, w)):
         mask = np.broadcast_to(squeezed, (h, w))
     else:
-        raise InputError(path, f"mask shape {arr.shape} does not match k-space (H, W) = {encoded}")
+        raise InputError(path, f"mask shape {arr.shape} does not match k-space (H, W) = {encoded}",
+                         "the mask must be (W,) or (H, W) for this k-space")
     if not np.all(np.isfinite(mask)):
         raise InputError(path, "mask contains NaN or Inf")
     mask = (mask != 0).astype(np.float32)
@@ -204,7 +220,7 @@ def open_scan(path: str | os.PathLike[str]) -> ScanInfo:
 
     """
     p = Path(path)
-    with _open(p) as hf:
+    with _damaged_as_input_error(p), _open(p) as hf:
         ks = _kspace_layout(p, hf)
         num_slices = int(ks.shape[0])
         multicoil = ks.ndim == 4
@@ -270,7 +286,7 @@ def read_slice(info: ScanInfo, index: int) -> SliceData:
         raise IndexError(f"slice {index} out of range for {info.num_slices} slices in {info.path}")
     index = index % info.num_slices
     p = info.path
-    with _open(p) as hf:
+    with _damaged_as_input_error(p), _open(p) as hf:
         kspace = _read(p, _kspace_layout(p, hf), index).astype(np.complex64, copy=False)
         target = None
         if info.target_key is not None:

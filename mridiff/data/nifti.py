@@ -23,7 +23,8 @@ from mridiff.errors import InputError
 from mridiff.io.atomic import atomic_path
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
-_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError)
+_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError,
+                nib.spatialimages.HeaderDataError, nib.orientations.OrientationError)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ def read_nifti(path: str | os.PathLike[str], volume_index: int | None = None, ca
         shape = tuple(int(d) for d in img.shape)
         affine = np.asarray(img.affine, dtype=np.float64)
     except _READ_ERRORS as exc:
-        raise InputError(p, f"cannot read image ({type(exc).__name__}: {exc})") from None
+        raise InputError(p, f"cannot read image ({type(exc).__name__}: {exc})",
+                         "the file is damaged or not NIfTI; copy or export it again") from None
     # Trailing singleton dimensions (X, Y, Z, 1) are common; drop them before judging dimensionality.
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
@@ -117,7 +119,8 @@ def read_nifti(path: str | os.PathLike[str], volume_index: int | None = None, ca
             raise InputError(p, f"unsupported voxel type {raw.dtype}", "expected a real-valued image")
         data = np.asarray(raw, dtype=np.float32)
     except _READ_ERRORS as exc:
-        raise InputError(p, f"cannot read voxel data, file truncated or corrupt ({type(exc).__name__})") from None
+        raise InputError(p, f"cannot read voxel data, file truncated or corrupt ({type(exc).__name__})",
+                         "copy or export it again") from None
     bad = ~np.isfinite(data)
     if bad.any():
         warnings.warn(f"{p}: {int(bad.sum())} non-finite voxels set to 0", stacklevel=2)

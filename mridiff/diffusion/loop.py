@@ -59,6 +59,7 @@ def reverse_diffusion(
     generator: torch.Generator | None = None,
     progress: bool = False,
     desc: str = "sampling",
+    x_init: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run the reverse process from pure noise to an image.
 
@@ -74,13 +75,16 @@ def reverse_diffusion(
         generator: CPU random generator; the same seed gives the same output.
         progress: show a progress bar over steps.
         desc: progress-bar label.
+        x_init: the starting noise x_T, shaped like ``shape_like``; drawn from ``generator`` when ``None``.
+            Passing per-sample noise makes deterministic samplers (DDIM, eta = 0) give each sample the same
+            result whatever batch it runs in.
 
     Returns:
         The final x0, shaped like ``shape_like``; data-consistent when an operator is given.
     """
     settings = consistency or ConsistencySettings()
     use_dc = operator is not None and y is not None and settings.mode != "none"
-    x_t = complex_randn(shape_like, generator)
+    x_t = complex_randn(shape_like, generator) if x_init is None else x_init.to(shape_like)
     batch = shape_like.shape[0]
     for t, t_prev in tqdm(sampler.pairs(), desc=desc, disable=not progress, leave=False):
         t_batch = torch.full((batch,), t, dtype=torch.long, device=shape_like.device)

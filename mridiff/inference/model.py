@@ -59,8 +59,11 @@ def load_model(path: str | os.PathLike[str] | None, task: str, device: str | tor
         schedule = NoiseSchedule(meta["diffusion"]["timesteps"], meta["diffusion"]["schedule"],
                                  meta["diffusion"]["prediction"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0][:200]
-        raise InputError(p, f"weights do not match the model config ({first})") from None
+        # load_state_dict's first line is only "Error(s) in loading state_dict ..."; show the first real reason.
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        first = (lines[1] if len(lines) > 1 and lines[0].startswith("Error(s)") else lines[0] if lines else "")[:200]
+        raise InputError(p, f"weights do not match the model config ({first})",
+                         "the .json beside the weights belongs to another model; export the model again") from None
     dev = pick_device(device)
     net.to(dev).eval()
     return LoadedModel(net=net, schedule=schedule, meta=meta, path=p, device=dev)

@@ -125,10 +125,7 @@ def reconstruct_file(path: Path, out_dir: Path, rec: Reconstructor, opts: ReconO
     std = center_crop(np.concatenate(stds), size)
     zf = center_crop(np.concatenate(zfs), size)
     gt = center_crop(np.stack(gts), size) if len(gts) == info.num_slices else None
-    write_submission_h5(outs["h5"], mean, opts.overwrite, {"uncertainty": std} if opts.samples > 1 else None)
     affine = fastmri_affine(info.fov_mm, size)
-    write_nifti(outs["nifti"], volume_to_nifti_array(mean), affine, overwrite=opts.overwrite)
-    write_nifti(outs["std"], volume_to_nifti_array(std), affine, overwrite=opts.overwrite)
     picks = np.unique(np.linspace(info.num_slices // 4, 3 * info.num_slices // 4, opts.png_slices).astype(int))
     rows = []
     for i in picks:
@@ -137,9 +134,21 @@ def reconstruct_file(path: Path, out_dir: Path, rec: Reconstructor, opts: ReconO
         rows.append([zf[i], mean[i], target, err, std[i]])
     vmax = float(np.percentile(gt if gt is not None else mean, 99.5))
     err_max = vmax / 4
-    panel_png(rows, ["zero-filled", "mridiff", "target", "|error| x4", "std x4"], outs["png"],
-              vmaxes=[vmax, vmax, vmax, err_max, err_max], overwrite=opts.overwrite,
-              row_labels=[f"slice {i}" for i in picks])
+    # All outputs of a file or none: the submission file (which directory mode takes as "finished") is written
+    # last, and a failure part-way removes what this call already wrote.
+    written: list[Path] = []
+    try:
+        written.append(write_nifti(outs["nifti"], volume_to_nifti_array(mean), affine, overwrite=opts.overwrite))
+        written.append(write_nifti(outs["std"], volume_to_nifti_array(std), affine, overwrite=opts.overwrite))
+        panel_png(rows, ["zero-filled", "mridiff", "target", "|error| x4", "std x4"], outs["png"],
+                  vmaxes=[vmax, vmax, vmax, err_max, err_max], overwrite=opts.overwrite,
+                  row_labels=[f"slice {i}" for i in picks])
+        written.append(outs["png"])
+        write_submission_h5(outs["h5"], mean, opts.overwrite, {"uncertainty": std} if opts.samples > 1 else None)
+    except BaseException:
+        for done in written:
+            done.unlink(missing_ok=True)
+        raise
     metrics: dict[str, Any] = {"file": path.name, "slices": info.num_slices, "nfe": nfe,
                                "seconds_per_slice": seconds / info.num_slices,
                                "mask": "file" if not retrospective else f"{opts.mask_type} x{opts.acceleration}",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +39,19 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         raise InputError(p, "checkpoint not found")
     try:
         return torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a refusal, reported in one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(p, f"refused to load checkpoint: not plain tensors and primitives ({first[:160]})",
-                         "only load checkpoints written by mridiff") from None
+    except pickle.UnpicklingError as exc:
+        # torch's message spans many lines (with terminal escapes) and explains how to load the file unsafely;
+        # keep only the reason, e.g. "Unsupported global: GLOBAL io.open was not an allowed global by default".
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+        reason = next((ln.split("WeightsUnpickler error:", 1)[1] for ln in text.splitlines()
+                       if "WeightsUnpickler error:" in ln), text.strip().splitlines()[0] if text.strip() else "")
+        reason = reason.strip().split(". ")[0][:160] or type(exc).__name__
+        raise InputError(p, f"refused to load checkpoint: it holds objects other than tensors and primitives "
+                         f"({reason})", "only load checkpoints written by mridiff") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file is reported in one line
+        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(p, f"cannot read checkpoint: truncated or corrupt ({first[:160]})",
+                         "resume from an earlier checkpoint or start a new run") from None
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -124,9 +135,11 @@ def load_exported(path: str | os.PathLike[str], expect_sha256: str | None = None
         raise InputError(p, f"SHA-256 mismatch: file is {digest[:16]}…, expected {wanted[:16]}…",
                          "the file is corrupt or not the model you meant")
     if expect_task and meta.get("task") != expect_task:
-        raise InputError(p, f"model was trained for task '{meta.get('task')}', not '{expect_task}'")
+        raise InputError(p, f"model was trained for task '{meta.get('task')}', not '{expect_task}'",
+                         f"pass a model exported for '{expect_task}'")
     try:
         weights = load_file(str(p))
     except (SafetensorError, OSError) as exc:
-        raise InputError(p, f"cannot read safetensors weights ({exc})") from None
+        raise InputError(p, f"cannot read safetensors weights ({exc})",
+                         "pass a model exported by mridiff (.safetensors), not a training checkpoint") from None
     return weights, meta

@@ -32,19 +32,22 @@ def schedule_from_config(cfg: RunConfig) -> NoiseSchedule:
     return NoiseSchedule(d.timesteps, d.schedule, d.prediction)
 
 
-def ema_avg_fn(decay: float) -> Any:
+class EmaUpdate:
     """EMA update with warm-up: decay_n = min(decay, (1 + n) / (10 + n)) after n updates.
 
     A fixed decay (e.g. 0.999) keeps the random initial weights in the average for thousands of steps, which
-    ruins short runs; the warm-up lets the average follow the network early and settle later.
+    ruins short runs; the warm-up lets the average follow the network early and settle later. A class, not a
+    closure, so that the module pickles for ``ddp_spawn``.
     """
 
-    def update(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
-        n = float(num_averaged)
-        d = min(decay, (1.0 + n) / (10.0 + n))
-        return d * averaged + (1.0 - d) * current
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
 
-    return update
+    def __call__(self, averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        """Return the updated average."""
+        n = float(num_averaged)
+        d = min(self.decay, (1.0 + n) / (10.0 + n))
+        return d * averaged + (1.0 - d) * current
 
 
 class DiffusionModule(pl.LightningModule):
@@ -59,7 +62,7 @@ class DiffusionModule(pl.LightningModule):
         self.cfg = cfg
         self.net = ConditionalUNet(UNetConfig.from_dict(cfg.model))
         self.schedule = schedule_from_config(cfg)
-        self.ema = AveragedModel(self.net, avg_fn=ema_avg_fn(cfg.train.ema_decay), use_buffers=True)
+        self.ema = AveragedModel(self.net, avg_fn=EmaUpdate(cfg.train.ema_decay), use_buffers=True)
         self.ema.requires_grad_(False)
 
     def loss(self, batch: dict[str, torch.Tensor], t: torch.Tensor | None = None,

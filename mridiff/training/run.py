@@ -19,7 +19,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from mridiff.config import RunConfig
 from mridiff.errors import InputError
 from mridiff.tasks.registry import example_builder
-from mridiff.training.checkpoint import SafeCheckpointIO, export_model
+from mridiff.training.checkpoint import SafeCheckpointIO, export_model, safe_torch_load
 from mridiff.training.data import SliceDataModule
 from mridiff.training.module import DiffusionModule
 
@@ -100,18 +100,19 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
     last = Path(cfg.out_dir) / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise InputError(last, "no checkpoint to resume from")
+    if resume:
+        safe_torch_load(last)  # refuse an unsafe or damaged checkpoint before anything is built or logged
     if not resume and last.is_file():
         raise InputError(last, "a previous run exists in out_dir", "pass --resume to continue it or choose --out")
     make_example = example_builder(cfg)
     dm = SliceDataModule(cfg, make_example)
     module = DiffusionModule(cfg)
     history = LossHistory()
-    trainer = build_trainer(cfg, devices, num_nodes, accelerator, strategy, [history, PeriodicValidation(
-        cfg.train.val_every)], progress)
+    callbacks: list[Callback] = [history, PeriodicValidation(cfg.train.val_every), FinalCheckpoint(last)]
+    trainer = build_trainer(cfg, devices, num_nodes, accelerator, strategy, callbacks, progress)
     start = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None, weights_only=True)
     elapsed = time.time() - start
-    trainer.save_checkpoint(last)  # the final state too, not only every ckpt_every steps
     if not trainer.is_global_zero:
         return None
     meta = {
@@ -130,6 +131,20 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
                        half=cfg.train.export_half)
     write_loss_log(history.history, Path(cfg.out_dir))
     return out
+
+
+class FinalCheckpoint(Callback):
+    """Save ``last.ckpt`` when training ends (not only every ``ckpt_every`` steps), inside the training processes.
+
+    Saving after ``fit`` returns would be wrong for ``ddp_spawn``: the launching process never sees the steps.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Write the final training state (rank 0 writes; every rank must call)."""
+        trainer.save_checkpoint(self.path)
 
 
 class PeriodicValidation(Callback):
