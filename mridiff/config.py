@@ -166,9 +166,9 @@ def config_from_dict(data: dict[str, Any], source: str = "<config>") -> RunConfi
     for key, value in cfg.model.items():
         if key in _MODEL_TYPES:
             _check_type(value, _MODEL_TYPES[key], f"model.{key}", source)
-            if key not in ("extra", "attention_levels") and any(v <= 0 for v in (value if isinstance(value, list)
-                                                                                else [value])):
-                raise InputError(source, f"config key 'model.{key}' must be positive, got {value!r}")
+            least = _MODEL_MINIMUM.get(key)
+            if least is not None and any(v < least for v in (value if isinstance(value, list) else [value])):
+                raise InputError(source, f"config key 'model.{key}' must be at least {least}, got {value!r}")
     try:
         with torch.device("meta"):  # builds the network's structure without allocating its weights
             ConditionalUNet(UNetConfig.from_dict(cfg.model))
@@ -183,6 +183,8 @@ _MODEL_TYPES: dict[str, Any] = {
     "channels": list[int], "attention_levels": list[bool], "num_res_blocks": int | list[int], "num_head_channels": int,
     "norm_num_groups": int, "cond_channels": int, "state_channels": int, "extra": dict[str, Any],
 }
+_MODEL_MINIMUM = {"channels": 1, "num_res_blocks": 1, "num_head_channels": 1, "norm_num_groups": 1,
+                  "cond_channels": 0, "state_channels": 1}
 
 
 def load_config(path: str | Path) -> RunConfig:

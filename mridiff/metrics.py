@@ -14,7 +14,7 @@ from scipy.stats import spearmanr
 
 
 def _as_volume(x: np.ndarray) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
+    arr = np.asarray(x)  # no dtype change: results must equal fastmri.evaluate on the same arrays
     return arr[None] if arr.ndim == 2 else arr
 
 

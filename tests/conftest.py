@@ -167,3 +167,34 @@ def nifti_file(tmp_path: Path) -> Path:
     path = tmp_path / "head_t1.nii.gz"
     nib.save(img, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two single-coil volumes and one 4-coil volume, 32x32, written by data_prep (simulated k-space)."""
+    import nibabel as nib
+
+    from data_prep.nifti_to_fastmri import main as nifti_to_fastmri
+    from tests.helpers import head_volume
+
+    root = tmp_path_factory.mktemp("tinydata")
+    for i, name in enumerate(["vol_a", "vol_b"]):
+        path = root / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(head_volume((40, 40, 6), i), np.eye(4)), path)
+        assert nifti_to_fastmri([str(path), str(root / "sc"), "--coils", "1", "--size", "32"]) == 0
+    assert nifti_to_fastmri([str(root / "vol_a.nii.gz"), str(root / "mc"), "--coils", "4", "--size", "32"]) == 0
+    return {"singlecoil": root / "sc", "multicoil": root / "mc", "root": root}
+
+
+@pytest.fixture(scope="session")
+def tiny_recon_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported recon model with random (seeded) weights: enough to test plumbing, not quality."""
+    import torch
+
+    from mridiff.models.unet import ConditionalUNet
+    from mridiff.training.checkpoint import export_model
+    from tests.helpers import TINY, tiny_meta
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return export_model(ConditionalUNet(TINY), tiny_meta(), path)

@@ -307,6 +307,16 @@ yaml_values = st.recursive(scalars, lambda inner: st.one_of(
     max_leaves=12)
 
 
+small_ints = st.integers(-2, 40)
+plausible_models = st.fixed_dictionaries({}, optional={
+    "channels": st.lists(small_ints, min_size=0, max_size=4),
+    "attention_levels": st.lists(st.booleans(), min_size=0, max_size=4),
+    "num_res_blocks": st.one_of(small_ints, st.lists(small_ints, max_size=4)),
+    "num_head_channels": small_ints, "norm_num_groups": small_ints,
+    "cond_channels": small_ints, "state_channels": small_ints,
+})
+
+
 @st.composite
 def config_dicts(draw: st.DrawFn) -> Any:
     """A valid-looking config with random keys removed, added or given random values (or any YAML value)."""
@@ -315,7 +325,9 @@ def config_dicts(draw: st.DrawFn) -> Any:
     cfg: dict[Any, Any] = {"task": "recon", "out_dir": "runs/x",
                            "model": {"channels": [8, 16], "attention_levels": [False, True]},
                            "train": {"batch_size": 2, "max_steps": 3}}
-    for _ in range(draw(st.integers(1, 4))):
+    if draw(st.booleans()):
+        cfg["model"] = draw(plausible_models)  # right types, odd values: reaches the network's own checks
+    for _ in range(draw(st.integers(0, 4))):
         top = draw(st.sampled_from([*_TOP, "typo_key"]))
         if top in _SECTIONS and draw(st.booleans()):
             section = cfg.setdefault(top, {})

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mridiff.diffusion.samplers import complex_randn  # noqa: E402
 from mridiff.training.module import DiffusionModule  # noqa: E402
 from mridiff.training.run import train  # noqa: E402
-from tests.training.conftest import tiny_config  # noqa: E402
+from tests.helpers import tiny_config  # noqa: E402
 
 
 def make_inputs(module: DiffusionModule) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ from mridiff.errors import InputError
 from mridiff.inference.model import load_model
 from mridiff.training.checkpoint import safe_torch_load
 from mridiff.training.run import train
-from tests.training.conftest import tiny_config
+from tests.helpers import tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,160 @@
+"""Super-resolution quality on the Colin27 test volume: bicubic, zero-padded k-space (sinc) and mridiff, x2 and x4.
+
+The high-resolution truth is the complex image of the test file's (simulated, single-coil, 30 dB) k-space; the low
+resolution is its central k-space block (``KspaceCrop``), i.e. the ``--lr-model kspace`` physics, and optionally
+block means (``--lr-models kspace image``). Every method lies on the same grid (see ``mridiff.inference.superres``).
+Metrics follow docs/evaluation.md (mridiff.metrics: PSNR/NMSE per volume, SSIM per slice with the volume max),
+on a subset of slices; per-slice mean and std are given too, since there is one test volume.
+
+    python benchmarks/sr_quality.py                 # ~2-4 minutes on one CPU core
+    python benchmarks/sr_quality.py --slices 20 --steps 50 --samples 4 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mridiff.data.fastmri_h5 import open_scan, read_slice
+from mridiff.inference.superres import SuperResolver, bicubic_upsample, simulate_lowres, sinc_upsample
+from mridiff.io.figures import panel_png
+from mridiff.io.outputs import write_json
+from mridiff.metrics import psnr, ssim, uncertainty_calibration, volume_metrics
+from mridiff.physics.fft import ifft2c
+
+DEFAULT_DATA = "work_data/default/singlecoil_test/colin27.h5"
+CAVEAT = ("The bundled x2 model was trained for about 36 s on one GPU (206 steps): a plumbing check, "
+          "not a measure of what the method can do.")
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers come from."""
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def load_truth(path: Path, n_slices: int) -> tuple[np.ndarray, torch.Tensor]:
+    """Slice indices (evenly spaced over the middle half) and their complex HR images (S, H, W)."""
+    info = open_scan(path)
+    picks = np.unique(np.linspace(info.num_slices // 4, 3 * info.num_slices // 4, n_slices).round().astype(int))
+    images = [ifft2c(torch.from_numpy(read_slice(info, int(i)).kspace)) for i in picks]
+    return picks, torch.stack(images)
+
+
+def per_slice(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Mean and std over slices of per-slice PSNR and SSIM (data range: the slice max)."""
+    p = [psnr(g, q) for g, q in zip(gt, pred, strict=True)]
+    s = [ssim(g[None], q[None]) for g, q in zip(gt, pred, strict=True)]
+    return {"PSNR_mean": float(np.mean(p)), "PSNR_std": float(np.std(p)), "SSIM_mean": float(np.mean(s)),
+            "SSIM_std": float(np.std(s))}
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every method at every scale; returns the results dict (also holds the figure rows)."""
+    picks, hr = load_truth(Path(args.data), args.slices)
+    gt = hr.abs().numpy()
+    sr = SuperResolver(args.ckpt, device=args.device)
+    rows: list[dict[str, Any]] = []
+    figure: list[list[np.ndarray]] = []
+    mid = len(picks) // 2
+    for lr_model in args.lr_models:
+        for scale in (2, 4):
+            lr = simulate_lowres(hr, scale, lr_model)
+            preds: dict[str, np.ndarray | None] = {
+                "bicubic": bicubic_upsample(lr.abs().numpy(), scale, lr_model),
+                "sinc": sinc_upsample(lr, scale, lr_model).abs().numpy(),
+            }
+            extra: dict[str, Any] = {}
+            if scale in sr.trained_scales:
+                res = sr.superresolve(lr, scale, lr_model=lr_model, steps=args.steps, samples=args.samples,
+                                      seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress)
+                extra = {"seconds_per_slice": res.seconds_per_slice, "nfe": res.nfe}
+                if args.samples > 1:
+                    extra["uncertainty"] = uncertainty_calibration(gt, res.mean, res.std)
+                preds["mridiff"] = res.mean
+            else:
+                preds["mridiff"] = None
+                extra = {"note": f"no x{scale} model bundled (trained scales: {sr.trained_scales})"}
+            for method, pred in preds.items():
+                row: dict[str, Any] = {"lr_model": lr_model, "scale": scale, "method": method}
+                if pred is None:
+                    row.update(extra)
+                else:
+                    row.update(volume_metrics(gt, pred))
+                    row.update(per_slice(gt, pred))
+                    if method == "mridiff":
+                        row.update(extra)
+                rows.append(row)
+            if lr_model == "kspace":
+                ours = preds["mridiff"]
+                ours_mid = ours[mid] if ours is not None else np.zeros_like(gt[mid])  # blank: no model
+                err = np.abs(ours_mid - gt[mid]) * 4 if ours is not None else ours_mid
+                figure.append([gt[mid], preds["bicubic"][mid], preds["sinc"][mid], ours_mid, err])
+    return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
+            "data": {"file": args.data, "slices": [int(i) for i in picks], "volumes": 1,
+                     "truth": "complex image of simulated single-coil k-space (30 dB), magnitude for metrics"},
+            "settings": {"steps": args.steps, "sampler": "ddim", "samples": args.samples, "seed": args.seed,
+                         "ckpt": str(sr.model.path), "sha256": sr.model.meta.get("sha256"),
+                         "data_consistency": "hard (measured k-space centre / block means kept exactly)"},
+            "caveat": CAVEAT if args.ckpt is None else None, "results": rows, "_figure": figure}
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """The results table as Markdown."""
+    lines = [f"# SR quality ({res['date']})", "",
+             f"Data: `{res['data']['file']}` slices {res['data']['slices']} (one volume; {res['data']['truth']}).",
+             f"Machine: {res['machine']['platform']}, {res['machine']['processor']}, "
+             f"torch threads {res['machine']['torch_threads']}, CUDA {res['machine']['cuda']}.",
+             f"mridiff: DDIM {res['settings']['steps']} steps, K = {res['settings']['samples']}, "
+             "hard data consistency.",
+             "", "| LR model | scale | method | PSNR (vol) | SSIM | NMSE | PSNR/slice (mean ± sd) | s/slice |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in res["results"]:
+        if "PSNR" not in r:
+            lines.append(f"| {r['lr_model']} | x{r['scale']} | {r['method']} | n/a | n/a | n/a | {r['note']} | |")
+            continue
+        secs = f"{r['seconds_per_slice']:.2f}" if "seconds_per_slice" in r else ""
+        lines.append(f"| {r['lr_model']} | x{r['scale']} | {r['method']} | {r['PSNR']:.2f} | {r['SSIM']:.4f} | "
+                     f"{r['NMSE']:.4f} | {r['PSNR_mean']:.2f} ± {r['PSNR_std']:.2f} | {secs} |")
+    if res.get("caveat"):
+        lines += ["", f"Caveat: {res['caveat']}"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--ckpt", help="SR model (default: the bundled x2 model)")
+    parser.add_argument("--slices", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--samples", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=6)
+    parser.add_argument("--lr-models", nargs="+", choices=["kspace", "image"], default=["kspace"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+    res = evaluate(args)
+    figure = res.pop("_figure")
+    out = Path(args.out)
+    write_json(out / "sr_quality.json", res)
+    text = markdown(res)
+    (out / "sr_quality.md").write_text(text)
+    vmax = float(np.percentile(figure[0][0], 99.5))
+    labels = [f"x{2 * 2**i}" + ("" if row[3].any() else " (no mridiff model)") for i, row in enumerate(figure)]
+    panel_png(figure, ["HR truth", "bicubic", "sinc", "mridiff", "|err| x4"], out / "sr_quality.png",
+              vmaxes=[vmax, vmax, vmax, vmax, vmax], overwrite=True, row_labels=labels)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
