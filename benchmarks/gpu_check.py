@@ -55,7 +55,8 @@ def train_throughput(cfg: UNetConfig, size: int, batches: list[int], device: tor
         x0 = complex_randn(torch.empty(batch, size, size, dtype=torch.complex64, device=device))
         cond = complex_randn(x0)
 
-        def step() -> None:
+        def step(net: ConditionalUNet = net, opt: torch.optim.Optimizer = opt, x0: torch.Tensor = x0,
+                 cond: torch.Tensor = cond, batch: int = batch) -> None:
             t = torch.randint(0, 1000, (batch,), device=device)
             eps = complex_randn(x0)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):

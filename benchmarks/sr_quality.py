@@ -150,7 +150,7 @@ def main() -> None:
     text = markdown(res)
     (out / "sr_quality.md").write_text(text)
     vmax = float(np.percentile(figure[0][0], 99.5))
-    labels = [f"x{2 * 2**i}" + ("" if row[3].any() else " (no mridiff model)") for i, row in enumerate(figure)]
+    labels = [f"x{2 * 2**i}" + ("" if row[3].any() else " (no model)") for i, row in enumerate(figure)]
     panel_png(figure, ["HR truth", "bicubic", "sinc", "mridiff", "|err| x4"], out / "sr_quality.png",
               vmaxes=[vmax, vmax, vmax, vmax, vmax], overwrite=True, row_labels=labels)
     print(text)

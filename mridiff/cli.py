@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mridiff.commands import audit, augment, info, reconstruct, superres, train
+from mridiff.commands import audit, augment, demo, info, reconstruct, superres, train
 from mridiff.commands.common import EXIT_USER_ERROR
 from mridiff.errors import InputError
 
@@ -26,7 +26,7 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2 like every other user error."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise InputError(None, f"{self.prog}: {message}")
 
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    for module in (train, reconstruct, superres, augment, audit, info):
+    for module in (train, reconstruct, superres, augment, audit, demo, info):
         module.register(sub)
     return parser
 

@@ -32,6 +32,7 @@ class DataConfig:
         val_list: optional file listing validation file names, relative to ``val_root``.
         patch: train on random square crops of this size (the U-Net is convolutional; 4x cheaper at half size).
         challenge: ``"auto"``, ``"singlecoil"`` or ``"multicoil"``: which files to use.
+
     """
 
     root: str = "work_data/default/multicoil_train"
@@ -155,6 +156,7 @@ def config_from_dict(data: dict[str, Any], source: str = "<config>") -> RunConfi
 
     Raises:
         InputError: on an unknown key, a wrong type or an unknown task, naming the key.
+
     """
     cfg: RunConfig = _build(RunConfig, data, "", source)
     if cfg.task not in TASKS:
@@ -192,6 +194,7 @@ def load_config(path: str | Path) -> RunConfig:
 
     Raises:
         InputError: if the file is missing, is not YAML, or does not validate.
+
     """
     p = Path(path)
     try:
@@ -199,7 +202,7 @@ def load_config(path: str | Path) -> RunConfig:
     except OSError as exc:
         raise InputError(p, f"cannot read config: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise InputError(p, "config is not UTF-8 text", "pass a YAML file (see configs/)") from None
+        raise InputError(p, "config is not UTF-8 text", "save it as UTF-8 YAML, like the files in configs/") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -17,6 +17,7 @@ class InputError(Exception):
         path: The file or directory concerned, or ``None`` when no file is involved.
         problem: What is wrong, in plain words.
         hint: What the user can do about it (optional).
+
     """
 
     def __init__(self, path: str | PathLike[str] | None = None, problem: str = "", hint: str | None = None,

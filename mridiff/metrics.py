@@ -54,6 +54,7 @@ def uncertainty_calibration(gt: np.ndarray, mean: np.ndarray, std: np.ndarray) -
         gt: target magnitude (H, W) or (S, H, W).
         mean: mean reconstruction, same shape.
         std: per-pixel standard deviation over samples, same shape.
+
     """
     err = np.abs(np.asarray(gt, dtype=np.float64) - np.asarray(mean, dtype=np.float64)).ravel()
     sd = np.asarray(std, dtype=np.float64).ravel()

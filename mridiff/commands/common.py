@@ -8,7 +8,7 @@ EXIT_USER_ERROR = 2
 
 
 def positive_int(text: str) -> int:
-    """argparse type: a whole number > 0."""
+    """Argparse type: a whole number > 0."""
     try:
         value = int(text)
     except ValueError:

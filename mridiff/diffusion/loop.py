@@ -34,6 +34,7 @@ class ConsistencySettings:
         noise_var: k-space noise variance in normalised units (soft mode).
         cg_iters: conjugate-gradient iterations per step (cg mode; hard mode on SENSE runs to ``cg_tol``).
         cg_tol: relative residual at which CG stops.
+
     """
 
     mode: str = "hard"
@@ -81,6 +82,7 @@ def reverse_diffusion(
 
     Returns:
         The final x0, shaped like ``shape_like``; data-consistent when an operator is given.
+
     """
     settings = consistency or ConsistencySettings()
     use_dc = operator is not None and y is not None and settings.mode != "none"

@@ -90,6 +90,7 @@ class DDIMSampler(Sampler):
         schedule: the noise schedule.
         num_steps: number of network evaluations S.
         eta: stochasticity, 0 (DDIM) to 1 (DDPM-like).
+
     """
 
     def __init__(self, schedule: NoiseSchedule, num_steps: int = 50, eta: float = 0.0) -> None:
@@ -130,6 +131,7 @@ def make_sampler(name: str, schedule: NoiseSchedule, steps: int | None = None, e
         schedule: the noise schedule.
         steps: DDIM step count (ignored by DDPM, which always takes T steps).
         eta: DDIM stochasticity.
+
     """
     if name == "ddpm":
         return DDPMSampler(schedule)

@@ -28,6 +28,7 @@ class NoiseSchedule:
         prediction: what the network predicts, ``"epsilon"`` (L_simple) or ``"v"``.
         beta_start: first beta of the linear schedule.
         beta_end: last beta of the linear schedule.
+
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class NoiseSchedule:
 
         Returns:
             alpha-bar values, shape (B, 1, ..., 1) when ``like`` is given, else (B,).
+
         """
         # The table lives on the CPU; index it there whatever device t is on, then move the result.
         t_tensor = torch.as_tensor(t).reshape(-1).to(device="cpu", dtype=torch.long)

@@ -25,6 +25,7 @@ def run_chunked(items: Sequence[T], fn: Callable[[Sequence[T]], list[R]], batch_
 
     Raises:
         torch.cuda.OutOfMemoryError: if even a chunk of one item does not fit.
+
     """
     results: list[R] = []
     size = max(1, batch_size)

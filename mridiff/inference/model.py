@@ -48,6 +48,7 @@ def load_model(path: str | os.PathLike[str] | None, task: str, device: str | tor
 
     Raises:
         InputError: missing or corrupt files, a model for another task, or weights that do not fit the config.
+
     """
     p = Path(path) if path is not None else default_model_path(task)
     if path is None and not p.is_file():

@@ -92,6 +92,7 @@ def reconstruct_file(path: Path, out_dir: Path, rec: Reconstructor, opts: ReconO
 
     Raises:
         InputError: bad input file, or outputs that exist without ``overwrite``.
+
     """
     info = open_scan(path)
     outs = output_paths(path, out_dir)

@@ -1,9 +1,9 @@
 """Reconstruction of undersampled k-space with a trained conditional DDPM: the Python API.
 
-    from mridiff import Reconstructor
-    rec = Reconstructor()                       # bundled model; or Reconstructor("model.safetensors")
-    result = rec.reconstruct(kspace, mask)      # kspace (S, H, W) or (S, C, H, W), complex
-    result.mean, result.std                     # magnitude (S, H, W) and per-pixel std over samples
+from mridiff import Reconstructor
+rec = Reconstructor()                       # bundled model; or Reconstructor("model.safetensors")
+result = rec.reconstruct(kspace, mask)      # kspace (S, H, W) or (S, C, H, W), complex
+result.mean, result.std                     # magnitude (S, H, W) and per-pixel std over samples
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class ReconResult:
         zero_filled: zero-filled magnitude (RSS over coils for multi-coil), float32 (S, H, W).
         nfe: network evaluations per sample.
         seconds_per_slice: wall-clock seconds per slice, all samples included.
+
     """
 
     mean: np.ndarray
@@ -70,6 +71,7 @@ class Reconstructor:
         ckpt: exported model (``.safetensors`` with its ``.json``); ``None`` for the bundled model.
         device: ``"cpu"``, ``"cuda"`` or ``None`` (auto).
         expect_sha256: refuse weights whose SHA-256 differs.
+
     """
 
     def __init__(self, ckpt: str | os.PathLike[str] | None = None, device: str | None = None,
@@ -109,6 +111,7 @@ class Reconstructor:
             sens_method: coil-map estimation for multi-coil data, ``"espirit"`` or ``"lowres"``.
             sens: coil maps (S, C, H, W) to use instead of estimating them.
             progress: show progress bars.
+
         """
         k, is_multi = as_volume(kspace, multicoil)
         m = torch.as_tensor(mask, dtype=torch.float32)

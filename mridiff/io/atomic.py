@@ -27,6 +27,7 @@ def check_writable(path: str | os.PathLike[str], overwrite: bool) -> Path:
 
     Raises:
         InputError: If the file exists and ``overwrite`` is false, or its directory cannot be created or written.
+
     """
     out = Path(path)
     if out.exists() and not overwrite:
@@ -58,6 +59,7 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = False) -> Iterat
 
     Yields:
         A temporary path in the same directory (so the rename is atomic on POSIX).
+
     """
     out = check_writable(path, overwrite)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)

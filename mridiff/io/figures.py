@@ -38,6 +38,7 @@ def panel_png(
         vmaxes: per-column white level (``None``: the image's own 99.5th percentile).
         overwrite: replace an existing file.
         row_labels: optional text drawn at the start of each row.
+
     """
     height, width = rows[0][0].shape
     ncol = len(labels)

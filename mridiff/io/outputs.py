@@ -26,6 +26,7 @@ def write_submission_h5(path: str | os.PathLike[str], reconstruction: np.ndarray
         reconstruction: float32 magnitude volume (S, h, w), centre-cropped to the recon size.
         overwrite: replace an existing file.
         extra: further float datasets (e.g. ``uncertainty``), stored beside ``reconstruction``.
+
     """
     with atomic_path(path, overwrite) as tmp:
         with h5py.File(tmp, "w") as fh:

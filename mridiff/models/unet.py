@@ -28,6 +28,7 @@ class UNetConfig:
         norm_num_groups: GroupNorm groups (must divide every entry of ``channels``).
         cond_channels: real condition channels (2 for one complex image, 0 for unconditional).
         state_channels: real channels of the diffusion state (2 for a complex image, 1 for magnitude).
+
     """
 
     channels: tuple[int, ...] = (32, 64, 128)
@@ -80,6 +81,7 @@ class ConditionalUNet(nn.Module):
 
     Args:
         config: network size.
+
     """
 
     def __init__(self, config: UNetConfig) -> None:
@@ -110,6 +112,7 @@ class ConditionalUNet(nn.Module):
 
         Returns:
             A tensor shaped and typed like ``x_t``.
+
         """
         is_complex = x_t.is_complex()
         state = complex_to_channels(x_t) if is_complex else x_t.unsqueeze(1)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from os import PathLike
 
 import numpy as np
-import sigpy.mri
 import torch
 from fastmri.data import subsample
 

@@ -8,7 +8,9 @@ import torch
 from mridiff.tasks.recon import full_image, percentile_scale
 
 
-def training_example(full_kspace: np.ndarray, sens: np.ndarray | None, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+def training_example(
+    full_kspace: np.ndarray, sens: np.ndarray | None, rng: np.random.Generator
+) -> dict[str, torch.Tensor]:
     """A normalised magnitude slice (float32 (H, W)), scaled so its 99th percentile is 1."""
     k = torch.from_numpy(np.ascontiguousarray(full_kspace)).to(torch.complex64)
     maps = torch.from_numpy(sens).to(torch.complex64) if sens is not None else None

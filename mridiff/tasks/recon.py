@@ -33,6 +33,7 @@ class ReconProblem:
         cond: A^H y, complex64 (B, H, W).
         scale: per-slice normalisation factors (B,), to multiply outputs by.
         target: the fully sampled complex image divided by ``scale`` (training / retrospective only), (B, H, W).
+
     """
 
     operator: Operator
@@ -72,6 +73,7 @@ def build_problem(
 
     Returns:
         The problems, with ``target`` set when ``full_kspace`` is given.
+
     """
     multicoil = sens is not None
     if multicoil:
@@ -87,7 +89,7 @@ def build_problem(
     target = None
     if full_kspace is not None:
         images = ifft2c(full_kspace)
-        target = sense_combine(images, sens) if multicoil else images
+        target = sense_combine(images, sens) if sens is not None else images
         target = target / _bcast(scale, target)
     return ReconProblem(operator=operator, y=y / _bcast(scale, y), cond=cond / _bcast(scale, cond), scale=scale,
                         target=target)
@@ -150,6 +152,7 @@ def training_example(
 
     Returns:
         ``{"target": complex64 (H, W), "cond": complex64 (H, W), "mask": float32 (H, W)}``.
+
     """
     k = torch.from_numpy(np.ascontiguousarray(full_kspace)).to(torch.complex64)
     mask = random_mask((k.shape[-2], k.shape[-1]), kinds, accelerations, rng)

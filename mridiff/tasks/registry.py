@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import partial
 
-
 from mridiff.config import RunConfig
 from mridiff.tasks import augment, recon, sr
 from mridiff.training.data import ExampleFn

@@ -32,6 +32,7 @@ def sr_problem(image: torch.Tensor, factor: int) -> Problem:
 
     Returns:
         (operator, y normalised, condition normalised, per-slice scales (B,)).
+
     """
     op = KspaceCrop(factor, (image.shape[-2], image.shape[-1]))
     return _normalise(op, op.forward(image))

@@ -33,6 +33,7 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
 
     Raises:
         InputError: if the file is missing or holds anything but tensors and primitives.
+
     """
     p = Path(path)
     if not p.is_file():
@@ -89,6 +90,7 @@ def export_model(net: torch.nn.Module, meta: dict[str, Any], path: str | os.Path
 
     Returns:
         The weights path.
+
     """
     out = Path(path)
     if out.suffix != ".safetensors":
@@ -116,6 +118,7 @@ def load_exported(path: str | os.PathLike[str], expect_sha256: str | None = None
 
     Raises:
         InputError: missing files, checksum mismatch, wrong task, or unreadable weights.
+
     """
     p = Path(path)
     meta_path = p.with_suffix(".json")
@@ -141,5 +144,5 @@ def load_exported(path: str | os.PathLike[str], expect_sha256: str | None = None
         weights = load_file(str(p))
     except (SafetensorError, OSError) as exc:
         raise InputError(p, f"cannot read safetensors weights ({exc})",
-                         "pass a model exported by mridiff (.safetensors), not a training checkpoint") from None
+                         "pass a .safetensors model exported by mridiff, not a training checkpoint") from None
     return weights, meta

@@ -29,6 +29,7 @@ def list_files(root: str | Path, list_file: str | None = None, challenge: str = 
 
     Raises:
         InputError: when the directory or list is missing or no file matches.
+
     """
     base = Path(root)
     if not base.is_dir():
@@ -57,6 +58,7 @@ class SliceDataset(Dataset[Example]):
         make_example: ``(kspace, sens_or_None, rng) -> dict of tensors``.
         seed: base seed; each worker and epoch derives its own stream.
         patch: optional random square crop applied to every image of an example (training only).
+
     """
 
     def __init__(self, files: list[Path], make_example: ExampleFn, seed: int = 0, patch: int | None = None) -> None:
@@ -118,6 +120,7 @@ class SliceDataModule(pl.LightningDataModule):
     Args:
         cfg: the run configuration.
         make_example: the task's example builder.
+
     """
 
     def __init__(self, cfg: RunConfig, make_example: ExampleFn) -> None:

@@ -43,7 +43,7 @@ class EmaUpdate:
     def __init__(self, decay: float) -> None:
         self.decay = decay
 
-    def __call__(self, averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+    def __call__(self, averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor | int) -> torch.Tensor:
         """Return the updated average."""
         n = float(num_averaged)
         d = min(self.decay, (1.0 + n) / (10.0 + n))
@@ -55,6 +55,7 @@ class DiffusionModule(pl.LightningModule):
 
     Args:
         cfg: the run configuration (its ``model`` section sizes the U-Net).
+
     """
 
     def __init__(self, cfg: RunConfig) -> None:
@@ -73,6 +74,7 @@ class DiffusionModule(pl.LightningModule):
             batch: ``target`` (B, H, W) complex or real, optional ``cond``.
             t: timesteps (B,), drawn uniformly when ``None``.
             eps: noise shaped like the target, drawn when ``None``.
+
         """
         x0 = batch["target"]
         if t is None:
@@ -127,6 +129,7 @@ class DiffusionModule(pl.LightningModule):
         """Store the config and RNG states as primitives and tensors only (loadable with weights_only=True)."""
         checkpoint["mridiff_config"] = json.dumps(self.cfg.to_dict())
         np_state = np.random.get_state()
+        assert isinstance(np_state, tuple)  # the legacy (name, keys, pos, ...) form
         checkpoint["rng"] = {
             "torch": torch.get_rng_state(),
             "python": json.dumps(random.getstate()),

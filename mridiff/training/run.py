@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def build_trainer(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 
     n_dev = devices if devices != "auto" else (torch.cuda.device_count() or 1 if accelerator == "gpu" else 1)
     if strategy == "auto" and isinstance(n_dev, int) and (n_dev > 1 or num_nodes > 1):
         strategy = "ddp"
-    max_time = {"minutes": cfg.train.max_minutes} if cfg.train.max_minutes else None
+    max_time = timedelta(minutes=cfg.train.max_minutes) if cfg.train.max_minutes else None
     return pl.Trainer(
         accelerator=accelerator,
         devices=n_dev,
@@ -95,6 +96,7 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
 
     Returns:
         The exported model path (on rank 0), else ``None``.
+
     """
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     last = Path(cfg.out_dir) / "checkpoints" / "last.ckpt"
@@ -171,8 +173,8 @@ class PeriodicValidation(Callback):
 
 def write_loss_log(history: list[tuple[int, float]], out_dir: Path) -> None:
     """Write the loss curve as CSV and PNG."""
-    from mridiff.io.figures import loss_curve_png
     from mridiff.io.atomic import atomic_write_text
+    from mridiff.io.figures import loss_curve_png
 
     lines = ["step,loss", *[f"{s},{v:.6g}" for s, v in history]]
     atomic_write_text(out_dir / "loss.csv", "\n".join(lines) + "\n", overwrite=True)

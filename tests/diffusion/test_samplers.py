@@ -9,7 +9,7 @@ def test_ddim_timesteps_descend_to_zero() -> None:
     s = DDIMSampler(sched, 50)
     ts = s.timesteps()
     assert ts[0] == 999 and ts[-1] == 0 and len(ts) == 50 == s.num_steps
-    assert all(a > b for a, b in zip(ts, ts[1:]))
+    assert all(a > b for a, b in zip(ts, ts[1:], strict=False))
     assert s.pairs()[-1] == (0, -1)
 
 

@@ -21,8 +21,8 @@ def test_output_matches_input_shape_any_size(shape: tuple[int, int]) -> None:
 
 
 def test_unconditional_magnitude_model() -> None:
-    cfg = UNetConfig(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4, num_head_channels=8, cond_channels=0,
-                     state_channels=1)
+    cfg = UNetConfig(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4, num_head_channels=8,
+                     cond_channels=0, state_channels=1)
     net = ConditionalUNet(cfg)
     x = torch.randn(2, 32, 32)
     assert net(x, None, torch.tensor([0, 1])).shape == x.shape

@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -176,21 +176,23 @@ class Assets:
 
     root: Path
     model: Path
+    sr_model: Path
     scan: Path
     train_data: Path
 
 
 def build_assets(root: Path) -> Assets:
-    """Write the tiny model, a good scan and a tiny training set under ``root / "_assets"``."""
+    """Write the tiny recon and SR models, a good scan and a tiny training set under ``root / "_assets"``."""
     base = root / "_assets"
     base.mkdir(parents=True, exist_ok=True)
     model = write_tiny_model(base / "tiny.safetensors")
+    sr_model = write_tiny_model(base / "tiny_sr.safetensors", task="sr")
     scan = write_good_scan(base / "good.h5")
     data = base / "train_data"
     data.mkdir(exist_ok=True)
     for i in range(2):
         write_good_scan(data / f"train{i}.h5", seed=i)
-    return Assets(root=base, model=model, scan=scan, train_data=data)
+    return Assets(root=base, model=model, sr_model=sr_model, scan=scan, train_data=data)
 
 
 Tool = Literal["mridiff", "nifti_to_fastmri"]
@@ -295,12 +297,18 @@ def _missing_kspace(d: Path) -> Path:
     return path
 
 
-def _nifti_case(make: Callable[[Path], Path]) -> Callable[[Path, Assets], Invocation]:
+def _nifti_case(make: Callable[[Path], Path], tool: Tool = "mridiff") -> Callable[[Path, Assets], Invocation]:
+    """A NIfTI case through ``mridiff superres`` or through ``data_prep.nifti_to_fastmri``."""
+
     def build(case_dir: Path, assets: Assets) -> Invocation:
         src = make(case_dir)
         out = case_dir / "out"
-        argv = [str(src), str(out), "--coils", "1", "--size", str(SIZE)]
-        return Invocation("nifti_to_fastmri", argv, out, src)
+        if tool == "mridiff":
+            argv = ["superres", str(src), "--ckpt", str(assets.sr_model), "--steps", "2", "--device", "cpu",
+                    "--out", str(out / "sr.nii.gz"), "--no-progress"]
+        else:
+            argv = [str(src), str(out), "--coils", "1", "--size", str(SIZE)]
+        return Invocation(tool, argv, out, src)
 
     return build
 
@@ -391,7 +399,8 @@ def _config_case(mutate: Callable[[dict[str, Any]], str | None],
         cfg_path = tiny_train_config(case_dir / "bad.yaml", assets.train_data, out)
         cfg = yaml.safe_load(cfg_path.read_text())
         text = mutate(cfg)
-        cfg_path.write_text(text if text is not None else yaml.safe_dump(cfg, sort_keys=False))
+        cfg_path.write_bytes((text if text is not None else yaml.safe_dump(cfg, sort_keys=False)).encode(
+            "utf-8", errors="surrogateescape"))
         argv = ["train", "-c", str(cfg_path), "--accelerator", "cpu", "--no-progress"]
         if last_ckpt is None:
             return Invocation("mridiff", argv, out, cfg_path)
@@ -427,6 +436,14 @@ def _not_yaml(cfg: dict[str, Any]) -> str:
     return "task: recon\ntrain: {batch_size: 2\n"
 
 
+def _model_wrong_type(cfg: dict[str, Any]) -> None:
+    cfg["model"]["channels"] = [8, "16"]
+
+
+def _not_utf8(cfg: dict[str, Any]) -> str:
+    return "task: recon\nout_dir: caf\udce9\n"  # written with surrogateescape: a Latin-1 byte 0xE9
+
+
 def _no_change(cfg: dict[str, Any]) -> None:
     return None
 
@@ -445,6 +462,8 @@ def _header_malformed(d: Path) -> Path:
 def _recon_larger(d: Path) -> Path:
     return write_scan(d / "recon_larger.h5", good_kspace(), recon_size=(40, 24))
 
+
+_NIFTI_TOOLS: tuple[tuple[str, str, Tool], ...] = (("", "nifti", "mridiff"), ("prep_", "prep", "nifti_to_fastmri"))
 
 CASES: tuple[BadCase, ...] = (
     # --- scans through `mridiff reconstruct`
@@ -475,13 +494,15 @@ CASES: tuple[BadCase, ...] = (
             _scan_case(_header_malformed)),
     BadCase("recon_larger_than_encoded", "scan", "header recon size (40, 24) > encoded (32, 32)", "warning",
             "exceeds encoded size", _scan_case(_recon_larger)),
-    # --- NIfTI volumes
-    BadCase("nifti_2d", "nifti", "2-D NIfTI image", "error", "2 dimensions", _nifti_case(_nifti_2d)),
-    BadCase("nifti_5d", "nifti", "5-D NIfTI image", "error", "5 dimensions", _nifti_case(_nifti_5d)),
-    BadCase("nifti_affine", "nifti", "NaN/Inf in the sform affine", "error", "affine is not finite",
-            _nifti_case(_nifti_bad_affine)),
-    BadCase("nifti_gzip", "nifti", "16 corrupted bytes inside the gzip stream", "error", "cannot read",
-            _nifti_case(_nifti_gzip_corrupt)),
+    # --- NIfTI volumes, through `mridiff superres` and through data_prep's converter
+    *(BadCase(f"{prefix}nifti_2d", group, "2-D NIfTI image", "error", "2 dimensions", _nifti_case(_nifti_2d, tool))
+      for prefix, group, tool in _NIFTI_TOOLS),
+    *(BadCase(f"{prefix}nifti_5d", group, "5-D NIfTI image", "error", "5 dimensions", _nifti_case(_nifti_5d, tool))
+      for prefix, group, tool in _NIFTI_TOOLS),
+    *(BadCase(f"{prefix}nifti_affine", group, "NaN/Inf in the sform affine", "error", "affine is not finite",
+              _nifti_case(_nifti_bad_affine, tool)) for prefix, group, tool in _NIFTI_TOOLS),
+    *(BadCase(f"{prefix}nifti_gzip", group, "16 corrupted bytes inside the gzip stream", "error", "cannot read",
+              _nifti_case(_nifti_gzip_corrupt, tool)) for prefix, group, tool in _NIFTI_TOOLS),
     # --- models and checkpoints
     BadCase("ckpt_other_task", "model", "exported model trained for task `sr`", "error", "task 'sr'",
             _model_case(_other_task)),
@@ -504,6 +525,10 @@ CASES: tuple[BadCase, ...] = (
             _config_case(_wrong_type)),
     BadCase("config_not_yaml", "config", "config is not valid YAML", "error", "not valid yaml",
             _config_case(_not_yaml)),
+    BadCase("config_model_type", "config", "`model.channels: [8, \"16\"]` (a string in the network section)", "error",
+            "model.channels", _config_case(_model_wrong_type)),
+    BadCase("config_not_utf8", "config", "config file is not UTF-8 (a Latin-1 byte)", "error", "not utf-8",
+            _config_case(_not_utf8)),
     # --- outputs
     BadCase("output_exists", "output", "output exists and no `--overwrite`", "error", "output already exists",
             _output_exists),
@@ -578,7 +603,7 @@ def prepare(case: BadCase, root: Path, assets: Assets) -> Invocation:
     return case.build(case_dir, assets)
 
 
-__all__: Sequence[str] = (
+__all__ = (
     "CASES", "CASES_BY_ID", "PATIENT_STRINGS", "PATIENT_XML", "Assets", "BadCase", "Invocation", "MaliciousPayload",
     "Outcome", "blob_images", "build_assets", "good_kspace", "prepare", "run_inprocess", "run_subprocess",
     "snapshot", "temp_leftovers", "tiny_meta", "tiny_train_config", "tiny_unet_config", "write_good_scan",

@@ -98,8 +98,9 @@ def h5_specs(draw: st.DrawFn) -> H5Spec:
     """Random fastMRI-layout-ish files: shapes of 0-5 dimensions, all dtypes, NaN/Inf/zeros, odd headers."""
     ndim = draw(st.integers(min_value=0, max_value=5))
     shape = tuple(draw(st.lists(small_dims, min_size=ndim, max_size=ndim)))
-    kspace = (shape, draw(st.sampled_from(_DTYPES)), draw(st.sampled_from(["ok", "ok", "zeros", "nan", "inf"])),
-              draw(st.integers(0, 2**16)))
+    kspace: tuple[tuple[int, ...], str, str, int] | None = (
+        shape, draw(st.sampled_from(_DTYPES)), draw(st.sampled_from(["ok", "ok", "zeros", "nan", "inf"])),
+        draw(st.integers(0, 2**16)))
     if draw(st.integers(0, 9)) == 0:
         kspace = None  # no k-space at all
     target = None

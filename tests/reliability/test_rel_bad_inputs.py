@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import bad_inputs as bi
 import h5py
 import pytest
-
-import bad_inputs as bi
 
 ERROR_CASES = [c for c in bi.CASES if c.expected == "error"]
 WARNING_CASES = [c for c in bi.CASES if c.expected == "warning"]
@@ -87,8 +86,10 @@ def test_config_error_is_raised_before_any_data_is_touched(tmp_path: Path, asset
 def test_real_subprocess_prints_one_line_and_exits_2(case_id: str, tmp_path: Path, assets: bi.Assets) -> None:
     """The same cases through ``python -m mridiff.cli`` (the table in docs/reliability.md is made this way)."""
     inv = bi.prepare(bi.CASES_BY_ID[case_id], tmp_path, assets)
+    before = bi.snapshot(inv.out_dir)  # resume_pickle plants out/checkpoints/last.ckpt
     outcome = bi.run_subprocess(inv, timeout=300)
     assert outcome.exit_code == 2
     assert outcome.stderr.count("\n") == 1 and outcome.stderr.startswith("mridiff: error: ")
     assert str(inv.subject) in outcome.stderr
-    assert bi.snapshot(inv.out_dir) == {}
+    assert bi.snapshot(inv.out_dir) == before
+    assert not any(m.exists() for m in inv.watch)

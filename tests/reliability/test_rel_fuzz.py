@@ -10,10 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import fuzz_targets as ft
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import fuzz_targets as ft
 
 FUZZ = settings(max_examples=60, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -13,14 +13,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import bad_inputs as bi
 import h5py
 import numpy as np
 import PIL.Image
 import pytest
 import torch
 
-import bad_inputs as bi
 from data_prep import h5_writer
+from mridiff.data.simulate import simulate_kspace
 from mridiff.io.figures import panel_png
 from mridiff.io.outputs import write_json, write_submission_h5
 from mridiff.models.unet import ConditionalUNet
@@ -88,7 +89,7 @@ def _checkpoint_fails_midway(monkeypatch: pytest.MonkeyPatch, target: Path) -> C
 
 
 def _scan_fails_midway(monkeypatch: pytest.MonkeyPatch, target: Path) -> Callable[[], Any]:
-    original = h5_writer.simulate_kspace
+    original = simulate_kspace
     calls = {"n": 0}
 
     def fail_on_second_slice(*args: Any, **kwargs: Any) -> Any:
@@ -244,8 +245,9 @@ def test_existing_outputs_are_never_overwritten_without_flag(tmp_path: Path, goo
 
     again = run_recon([scan], out)
     assert again.exit_code == 2
+    existing = out / "reconstructions" / "scan.h5"
     assert again.stderr.strip().splitlines() == [
-        f"mridiff: error: {out / 'reconstructions' / 'scan.h5'}: output already exists (pass --overwrite to replace it)"]
+        f"mridiff: error: {existing}: output already exists (pass --overwrite to replace it)"]
     assert _listing(out) == first
     assert (out / "reconstructions" / "scan.h5").stat().st_ino == inode
 
@@ -271,8 +273,8 @@ def test_directory_run_continues_after_bad_file_reports_it_and_skips_finished(
     first = run_recon([src], out)
     assert first.exit_code == 2
     err = first.stderr.strip().splitlines()
-    assert err[-2:] == ["mridiff: 1 file(s) failed:",
-                        f"  {src / 'b_bad.h5'}: k-space slice 2 contains NaN or Inf (the scan is damaged; export it again)"]
+    assert err[-2:] == ["mridiff: 1 file(s) failed:", f"  {src / 'b_bad.h5'}: k-space slice 2 contains NaN or Inf "
+                        "(the scan is damaged; export it again)"]
     made = _listing(out)
     for stem in ("a", "c"):
         assert f"reconstructions/{stem}.h5" in made and f"figures/{stem}.png" in made

@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import bad_inputs as bi
 import h5py
 import nibabel as nib
 import numpy as np
@@ -19,7 +20,6 @@ import PIL.Image
 import PIL.PngImagePlugin
 import pytest
 
-import bad_inputs as bi
 from mridiff.data.ismrmrd import build_header
 
 VARIANTS = tuple(s.encode() for s in bi.PATIENT_STRINGS) + (b"DOE", b"JANE", b"998877", b"19610203")

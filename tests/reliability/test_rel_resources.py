@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import bad_inputs as bi
 import numpy as np
 import pytest
 import torch
 
-import bad_inputs as bi
 from mridiff.data import fastmri_h5
 from mridiff.inference.batching import run_chunked
 from mridiff.inference.reconstruct import Reconstructor

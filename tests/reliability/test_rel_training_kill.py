@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import bad_inputs as bi
+
 from mridiff.training.checkpoint import safe_torch_load
 
 START_TIMEOUT_S = 300.0

@@ -8,10 +8,10 @@ import pickle
 from collections.abc import Callable
 from pathlib import Path
 
+import bad_inputs as bi
 import pytest
 import torch
 
-import bad_inputs as bi
 from mridiff.errors import InputError
 from mridiff.inference.model import load_model
 from mridiff.training.checkpoint import SafeCheckpointIO, load_exported, safe_torch_load
