@@ -18,7 +18,7 @@ install-dev: $(PY)
 	$(PIP) install -q -e '.[dev,data]'
 
 demo: install
-	$(VENV)/bin/mridiff demo
+	$(VENV)/bin/mridiff demo --overwrite
 
 test: install-dev
 	$(PY) -m pytest -q tests

@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", nargs="*", choices=list(TARGETS), default=list(TARGETS))
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the figures")
     args = parser.parse_args(argv)
-    logging.getLogger("nibabel").setLevel(logging.ERROR)  # damaged headers make nibabel log a line per case
+    for name in ("nibabel", "nibabel.global"):  # damaged headers make nibabel log a line per case
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     results = {}
     for name in args.targets:

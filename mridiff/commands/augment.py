@@ -1,8 +1,9 @@
 """``mridiff augment --n 500 --out DIR``: synthetic slices from the augmentation model, restartable.
 
 Samples go to ``DIR/samples/`` and are listed in ``DIR/manifest.csv``. ``--n`` is the target total: rerunning into
-the same directory continues where it stopped and never rewrites a finished sample. ``--with-kspace`` writes fastMRI-layout HDF5 with simulated k-space (readable by
-``fastmri.data.SliceDataset``), so the synthetic set can train reconstruction models directly.
+the same directory continues where it stopped and never rewrites a finished sample. ``--with-kspace`` writes
+fastMRI-layout HDF5 with simulated k-space (``fastmri.data.SliceDataset(DIR / "samples", ...)`` reads it), so the
+synthetic set can train reconstruction models directly.
 """
 
 from __future__ import annotations

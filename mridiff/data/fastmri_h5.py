@@ -109,10 +109,14 @@ def _open(path: Path) -> h5py.File:
 
 @contextlib.contextmanager
 def _damaged_as_input_error(path: Path) -> Iterator[None]:
-    """Report damaged HDF5 metadata (h5py raises RuntimeError, OSError or KeyError for it) as an InputError."""
+    """Report damaged HDF5 metadata as an InputError.
+
+    h5py raises RuntimeError, OSError or KeyError for damaged links and B-trees, and ValueError or TypeError for a
+    damaged datatype message (e.g. "Insufficient precision in available types"); found by fuzzing.
+    """
     try:
         yield
-    except (RuntimeError, OSError, KeyError) as exc:
+    except (RuntimeError, OSError, KeyError, ValueError, TypeError) as exc:
         detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise InputError(path, f"HDF5 file is truncated or corrupt ({detail})", _RECOPY) from None
 

@@ -26,7 +26,8 @@ def test_same_seed_gives_bit_identical_outputs(tmp_path: Path, run_recon: Callab
                                                coils: int) -> None:
     scan = bi.write_good_scan(tmp_path / "scan.h5", coils=coils)
     # 13 calibration lines: enough for ESPIRiT itself (below 12 it falls back to low-resolution maps with a warning)
-    flags = ("--seed", "7", "--samples", "2", "--sens-method", "espirit", "--center-fraction", "0.4")
+    flags = ("--seed", "7", "--samples", "2", "--sens-method", "espirit", "--acceleration", "2", "--center-fraction",
+             "0.4")
     runs = [tmp_path / "run1", tmp_path / "run2", tmp_path / "other_seed"]
     for out in runs[:2]:
         outcome = run_recon([scan], out, *flags)
