@@ -198,3 +198,19 @@ def tiny_recon_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     return export_model(ConditionalUNet(TINY), tiny_meta(), path)
+
+
+@pytest.fixture(scope="session")
+def tiny_augment_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny unconditional magnitude U-Net at 32x32, exported like a trained one (plumbing only)."""
+    import torch
+
+    from mridiff.models.unet import ConditionalUNet, UNetConfig
+    from mridiff.training.checkpoint import export_model
+    from tests.helpers import tiny_meta
+
+    torch.manual_seed(0)
+    cfg = UNetConfig(channels=(8, 16), attention_levels=(False, False), num_head_channels=8, norm_num_groups=4,
+                     cond_channels=0, state_channels=1)
+    path = tmp_path_factory.mktemp("aug") / "a.safetensors"
+    return export_model(ConditionalUNet(cfg), tiny_meta("augment", cfg), path)

@@ -8,25 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from fastmri.data import SliceDataset
 
 from mridiff.cli import main
 from mridiff.inference.audit import read_sample
-from mridiff.models.unet import ConditionalUNet, UNetConfig
-from mridiff.training.checkpoint import export_model
 
 
 @pytest.fixture(scope="module")
-def aug_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An untrained tiny unconditional U-Net at 32x32, exported like a trained one (plumbing only)."""
-    torch.manual_seed(0)
-    cfg = UNetConfig(channels=(8, 16), attention_levels=(False, False), num_head_channels=8, norm_num_groups=4,
-                     cond_channels=0, state_channels=1)
-    meta = {"task": "augment", "model": cfg.to_dict(),
-            "diffusion": {"timesteps": 1000, "schedule": "linear", "prediction": "epsilon"},
-            "normalisation": {"method": "percentile", "q": 99.0}, "training": {"image_size": [32, 32]}}
-    return str(export_model(ConditionalUNet(cfg), meta, tmp_path_factory.mktemp("aug") / "aug.safetensors"))
+def aug_model(tiny_augment_model: Path) -> str:
+    return str(tiny_augment_model)
 
 
 def snapshot(directory: Path) -> dict[str, tuple[int, str]]:

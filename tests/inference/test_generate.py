@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mridiff.errors import InputError
 from mridiff.inference.audit import read_sample
@@ -21,21 +20,12 @@ from mridiff.inference.generate import (
     sample_seed,
     write_sample,
 )
-from mridiff.models.unet import ConditionalUNet, UNetConfig
-from mridiff.training.checkpoint import export_model
 
 
 @pytest.fixture(scope="module")
-def generator(tmp_path_factory: pytest.TempPathFactory) -> SampleGenerator:
+def generator(tiny_augment_model: Path) -> SampleGenerator:
     """An untrained tiny unconditional U-Net at 32x32, exported like a trained one."""
-    torch.manual_seed(0)
-    cfg = UNetConfig(channels=(8, 16), attention_levels=(False, False), num_head_channels=8, norm_num_groups=4,
-                     cond_channels=0, state_channels=1)
-    meta = {"task": "augment", "model": cfg.to_dict(),
-            "diffusion": {"timesteps": 1000, "schedule": "linear", "prediction": "epsilon"},
-            "normalisation": {"method": "percentile", "q": 99.0}, "training": {"image_size": [32, 32]}}
-    path = export_model(ConditionalUNet(cfg), meta, tmp_path_factory.mktemp("aug") / "aug.safetensors")
-    return SampleGenerator(path, device="cpu")
+    return SampleGenerator(tiny_augment_model, device="cpu")
 
 
 def test_sample_does_not_depend_on_its_batch(generator: SampleGenerator) -> None:
