@@ -41,7 +41,7 @@ def methods(steps: int, ddpm: bool) -> list[tuple[str, dict[str, Any]]]:
 
 
 def evaluate(rec: Reconstructor, variant: str, slices: list[int], accs: list[int], steps: int, ddpm_slices: int,
-             seed: int) -> list[dict[str, Any]]:
+             seed: int, ddpm_cases: list[str]) -> list[dict[str, Any]]:
     info = open_scan(TEST_FILE.format(variant=variant))
     data = [read_slice(info, i) for i in slices]
     kspace = np.stack([d.kspace for d in data])
@@ -50,7 +50,8 @@ def evaluate(rec: Reconstructor, variant: str, slices: list[int], accs: list[int
     for acc in accs:
         mask = make_mask(MaskSpec("random", acc), info.encoded_size, volume_seed(info.path, seed))
         zf_done = False
-        for name, kw in methods(steps, ddpm_slices > 0):
+        with_ddpm = ddpm_slices > 0 and (not ddpm_cases or f"{variant}:{acc}" in ddpm_cases)
+        for name, kw in methods(steps, with_ddpm):
             n = ddpm_slices if kw["sampler"] == "ddpm" else len(slices)
             start = time.perf_counter()
             res = rec.reconstruct(kspace[:n], mask, multicoil=info.multicoil, samples=1, seed=seed, batch_size=n,
@@ -89,6 +90,8 @@ def main() -> None:
     p.add_argument("--ckpt", help="evaluate this exported model instead of training one")
     p.add_argument("--slices", type=int, default=6, help="test slices per volume (evenly spaced, central)")
     p.add_argument("--ddpm-slices", type=int, default=2, help="slices for DDPM-1000 (0 to skip)")
+    p.add_argument("--ddpm-cases", nargs="*", default=[],
+                   help="limit DDPM-1000 to these variant:acceleration cases, e.g. singlecoil:4 (CPU time)")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--variants", nargs="+", default=["singlecoil", "multicoil"])
     p.add_argument("--accelerations", type=int, nargs="+", default=[4, 8])
@@ -111,7 +114,8 @@ def main() -> None:
     for variant in args.variants:
         n = open_scan(TEST_FILE.format(variant=variant)).num_slices
         slices = np.linspace(0.3 * n, 0.7 * n, args.slices).astype(int).tolist()
-        rows += evaluate(rec, variant, slices, args.accelerations, args.steps, args.ddpm_slices, args.seed)
+        rows += evaluate(rec, variant, slices, args.accelerations, args.steps, args.ddpm_slices, args.seed,
+                         args.ddpm_cases)
     machine = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
     header = (f"Reconstruction quality, {time.strftime('%Y-%m-%d')}, {machine}. Model: {train_info}. "
               "Train: MNI152 templates; test: Colin27 (never trained on); k-space simulated (8 coils for "

@@ -22,6 +22,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 for extra in (ROOT, ROOT / "tests" / "reliability"):
@@ -116,7 +117,8 @@ def _fuzz_section() -> list[str]:
     lines += ["", f"Total: **{data['total_cases']} cases, "
                   f"{'crashes in ' + ', '.join(data['crashed']) if data['crashed'] else 'none crashed'}**.", "",
               "Crashes the fuzzers found while this was written, all fixed (each now gives one `InputError` line): "
-              "damaged HDF5 metadata raised `RuntimeError` (\"bad symbol table node signature\") from h5py; a "
+              "damaged HDF5 metadata raised `RuntimeError` (\"bad symbol table node signature\") and a damaged "
+              "datatype message `ValueError` (\"Insufficient precision in available types\") from h5py; a "
               "damaged dataset name came back as `bytes` and broke the \"found: ...\" hint with `TypeError`; a "
               "non-UTF-8 config raised `UnicodeDecodeError`; a NIfTI header nibabel rejects raised `HeaderDataError`; "
               "canonical reorientation of a 1-D image raised `OrientationError`.", ""]
@@ -145,9 +147,11 @@ def _memory_section() -> list[str]:
     runs = [(m, r) for m in data["measurements"] for r in m["runs"]]
     if not any(r["slices"] >= 30 for _, r in runs):
         lines += ["The issue's volume is 30 slices. It was not run whole here: on this shared 2-core CPU with one "
-                  "thread, the bundled network takes about 11 s per slice per step at 640x368 and ESPIRiT about "
-                  "64 s per slice, i.e. roughly 20 minutes (low-resolution maps) to an hour (ESPIRiT) for one run."]
-        same = {}
+                  "thread (busy with other jobs, which is also why the wall times above vary), the bundled network "
+                  "takes about 11 s per slice per step at 640x368 and ESPIRiT about 64 s per slice, i.e. 15-20 "
+                  "minutes for one run with low-resolution maps and about 45 minutes with ESPIRiT. Smaller runs at "
+                  "the full in-plane size and coil count were measured instead.", ""]
+        same: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         for _, r in runs:
             key = (r["coils"], tuple(r["matrix"]), r["batch_size"], r["sens_method"])
             same.setdefault(key, []).append(r)
@@ -163,10 +167,11 @@ def _memory_section() -> list[str]:
                       f"k-space volume grew by {hi['kspace_volume_mib'] - lo['kspace_volume_mib']:.0f} MiB. "
                       f"Extrapolated linearly, the 30-slice, {coils}-coil, {matrix[0]}x{matrix[1]} volume "
                       f"({30 * hi['kspace_volume_mib'] / hi['slices']:.0f} MiB of k-space) would peak at about "
-                      f"**{at30:.0f} MiB** (an estimate, not a measurement)."]
-        lines += ["ESPIRiT's working memory is freed before the network runs on the batch, so with ESPIRiT the "
-                  "peak is the larger of the ESPIRiT row and the network rows, not their sum (expected, not "
-                  "measured at 30 slices). The network's share grows with `--batch-size` (the CLI default is 4).", ""]
+                      f"**{at30:.0f} MiB** (an estimate, not a measurement).", ""]
+        lines += ["ESPIRiT runs one slice at a time and its working memory is released before the network runs on "
+                  "the batch, so with ESPIRiT the peak should be close to the larger of the ESPIRiT row and the "
+                  "network rows rather than their sum (expected, not measured at 30 slices). The network's share "
+                  "grows with `--batch-size` (the CLI default is 4; the runs above use 2).", ""]
     return lines
 
 

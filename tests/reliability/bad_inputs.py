@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # data_prep/ is not an installed package
     sys.path.insert(0, str(ROOT))
 
-from data_prep.h5_writer import SimulationSpec, write_simulated_scan  # noqa: E402
+from mridiff.data.h5_writer import SimulationSpec, write_simulated_scan  # noqa: E402
 from mridiff.data.ismrmrd import build_header  # noqa: E402
 from mridiff.models.unet import ConditionalUNet, UNetConfig  # noqa: E402
 from mridiff.training.checkpoint import export_model, sha256_file  # noqa: E402

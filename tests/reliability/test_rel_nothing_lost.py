@@ -20,8 +20,7 @@ import PIL.Image
 import pytest
 import torch
 
-from data_prep import h5_writer
-from mridiff.data.simulate import simulate_kspace
+from mridiff.data import h5_writer
 from mridiff.io.figures import panel_png
 from mridiff.io.outputs import write_json, write_submission_h5
 from mridiff.models.unet import ConditionalUNet
@@ -89,7 +88,7 @@ def _checkpoint_fails_midway(monkeypatch: pytest.MonkeyPatch, target: Path) -> C
 
 
 def _scan_fails_midway(monkeypatch: pytest.MonkeyPatch, target: Path) -> Callable[[], Any]:
-    original = simulate_kspace
+    original = h5_writer.simulate_kspace
     calls = {"n": 0}
 
     def fail_on_second_slice(*args: Any, **kwargs: Any) -> Any:
