@@ -30,6 +30,16 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(None, f"{self.prog}: {message}")
 
 
+def torch_oom() -> type[BaseException]:
+    """``torch.cuda.OutOfMemoryError`` if torch is already imported, else an exception nothing raises."""
+    torch = sys.modules.get("torch")
+    return torch.cuda.OutOfMemoryError if torch is not None else _NeverRaisedError
+
+
+class _NeverRaisedError(Exception):
+    pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all sub-commands."""
     parser = _Parser(prog="mridiff", description="Conditional diffusion models for MRI.")
@@ -56,6 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mridiff: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permission denied while writing: the environment, not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mridiff: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except torch_oom() as exc:
+        print(f"mridiff: error: out of GPU memory even at batch size 1 ({str(exc).splitlines()[0][:120]}); "
+              "use --device cpu or a smaller input", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
