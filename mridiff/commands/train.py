@@ -33,8 +33,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    """Export the EMA weights of a training-state checkpoint."""
+    from pathlib import Path
+
+    from mridiff.training.run import export_checkpoint
+
+    out = export_checkpoint(Path(args.checkpoint), Path(args.out), overwrite=args.overwrite)
+    print(f"exported model: {out}")
+    return 0
+
+
 def register(sub: Any) -> None:
-    """Add the ``train`` sub-command."""
+    """Add the ``train`` and ``export`` sub-commands."""
+    e = sub.add_parser("export", help="export EMA weights from a training checkpoint (.ckpt) for inference")
+    e.add_argument("checkpoint", help="e.g. runs/recon/checkpoints/last.ckpt")
+    e.add_argument("--out", required=True, help="output .safetensors (a .json and .sha256 are written beside it)")
+    e.add_argument("--overwrite", action="store_true")
+    e.set_defaults(func=run_export)
     p = sub.add_parser("train", help="train a model from a YAML config")
     p.add_argument("--task", choices=["recon", "sr", "augment"])
     p.add_argument("-c", "--config", required=True, help="YAML run config (see configs/)")

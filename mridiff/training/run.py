@@ -7,6 +7,7 @@ continues from there at the same global step. At the end the EMA weights are exp
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import timedelta
@@ -18,10 +19,11 @@ import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from mridiff.config import RunConfig
+from mridiff.data.fastmri_h5 import open_scan
 from mridiff.errors import InputError
 from mridiff.tasks.registry import example_builder
 from mridiff.training.checkpoint import SafeCheckpointIO, export_model, safe_torch_load
-from mridiff.training.data import SliceDataModule
+from mridiff.training.data import SliceDataModule, list_files
 from mridiff.training.module import DiffusionModule
 
 log = logging.getLogger(__name__)
@@ -117,7 +119,18 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
     elapsed = time.time() - start
     if not trainer.is_global_zero:
         return None
-    meta = {
+    image_size = list(dm.train_set.scans[0].encoded_size) if dm.train_set else None
+    meta = model_meta(cfg, module, trainer.global_step, elapsed, image_size, history.history[-50:])
+    out = export_model(module.ema.module, meta, Path(cfg.out_dir) / "model.safetensors", overwrite=True,
+                       half=cfg.train.export_half)
+    write_loss_log(history.history, Path(cfg.out_dir))
+    return out
+
+
+def model_meta(cfg: RunConfig, module: DiffusionModule, global_step: int, seconds: float | None,
+               image_size: list[int] | None, loss_tail: list[tuple[int, float]]) -> dict[str, Any]:
+    """The JSON card exported beside a model's weights."""
+    return {
         "task": cfg.task,
         "model": module.net.config.to_dict(),
         "diffusion": {"timesteps": cfg.diffusion.timesteps, "schedule": cfg.diffusion.schedule,
@@ -125,14 +138,30 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
         "normalisation": {"method": "percentile", "q": 99.0},
         "masks": {"kinds": cfg.masks.kinds, "accelerations": cfg.masks.accelerations,
                   "sr_scales": cfg.masks.sr_scales},
-        "training": {"image_size": list(dm.train_set.scans[0].encoded_size) if dm.train_set else None,
-                     "global_step": trainer.global_step, "seconds": round(elapsed, 1), "data_root": cfg.data.root,
-                     "config": cfg.to_dict(), "loss_tail": history.history[-50:]},
+        "training": {"image_size": image_size, "global_step": global_step,
+                     "seconds": None if seconds is None else round(seconds, 1), "data_root": cfg.data.root,
+                     "config": cfg.to_dict(), "loss_tail": loss_tail},
     }
-    out = export_model(module.ema.module, meta, Path(cfg.out_dir) / "model.safetensors", overwrite=True,
-                       half=cfg.train.export_half)
-    write_loss_log(history.history, Path(cfg.out_dir))
-    return out
+
+
+def export_checkpoint(ckpt_path: Path, out: Path, overwrite: bool = False) -> Path:
+    """Export the EMA weights of a training-state checkpoint (e.g. after a killed run) for inference.
+
+    Raises:
+        InputError: if the checkpoint is unreadable or was not written by mridiff.
+    """
+    from mridiff.config import config_from_dict
+
+    state = safe_torch_load(ckpt_path)
+    if "mridiff_config" not in state:
+        raise InputError(ckpt_path, "not an mridiff training checkpoint (no mridiff_config)")
+    cfg = config_from_dict(json.loads(state["mridiff_config"]), str(ckpt_path))
+    module = DiffusionModule(cfg)
+    module.load_state_dict(state["state_dict"])
+    files = list_files(cfg.data.root) if Path(cfg.data.root).is_dir() else []
+    image_size = list(open_scan(files[0]).encoded_size) if files else None
+    meta = model_meta(cfg, module, int(state["global_step"]), None, image_size, [])
+    return export_model(module.ema.module, meta, out, overwrite=overwrite, half=cfg.train.export_half)
 
 
 class FinalCheckpoint(Callback):
