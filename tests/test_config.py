@@ -14,27 +14,16 @@ def test_committed_configs_validate(path: Path) -> None:
     assert cfg.task in ("recon", "sr", "augment")
 
 
-def test_unknown_key_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("text", "named"), [
+    ("task: recon\ntrain:\n  batch_sise: 4\n", "train.batch_sise"),  # unknown key
+    ("task: recon\ntrain:\n  lr: fast\n", "train.lr"),  # wrong type
+    ("task: recon\nmodel:\n  chanels: [8]\n", "model"),  # bad model section
+    ("task: denoise\n", "task"),  # unknown task
+])
+def test_bad_config_rejected_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
     p = tmp_path / "bad.yaml"
-    p.write_text("task: recon\ntrain:\n  batch_sise: 4\n")
-    with pytest.raises(InputError, match="train.batch_sise"):
-        load_config(p)
-
-
-def test_wrong_type_named(tmp_path: Path) -> None:
-    p = tmp_path / "bad.yaml"
-    p.write_text("task: recon\ntrain:\n  lr: fast\n")
-    with pytest.raises(InputError, match="train.lr"):
-        load_config(p)
-
-
-def test_bad_model_section_and_task(tmp_path: Path) -> None:
-    p = tmp_path / "bad.yaml"
-    p.write_text("task: recon\nmodel:\n  chanels: [8]\n")
-    with pytest.raises(InputError, match="model"):
-        load_config(p)
-    p.write_text("task: denoise\n")
-    with pytest.raises(InputError, match="task"):
+    p.write_text(text)
+    with pytest.raises(InputError, match=named):
         load_config(p)
 
 
