@@ -1,0 +1,124 @@
+"""fastMRI's U-Net baseline (``fastmri.models.Unet``), trained on mridiff's data with a wall-clock budget.
+
+The recipe is fastMRI's ``UnetModule``/``UnetDataTransform``: the input is the magnitude of the zero-filled
+image (here the coil-combined A^H y, the same information mridiff is conditioned on), instance-normalised
+(mean/std, clamped to ±6); the target is normalised with the same statistics; L1 loss; RMSprop. It sees the
+same training files, masks (kinds, accelerations, fastMRI centre fractions) and per-scan normalisation as
+``configs/recon_tiny.yaml``, on full 128x128 slices. Weights are saved as safetensors plus a JSON config.
+
+    OMP_NUM_THREADS=1 python benchmarks/unet_baseline.py --minutes 75 --out benchmarks/weights/unet_baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from fastmri.models import Unet
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+
+from mridiff.config import load_config
+from mridiff.tasks.registry import example_builder
+from mridiff.training.data import SliceDataset, list_files
+
+
+def build(config: dict[str, Any]) -> Unet:
+    """fastMRI's U-Net with the stored hyper-parameters."""
+    return Unet(in_chans=1, out_chans=1, chans=int(config["chans"]), num_pool_layers=int(config["num_pool_layers"]),
+                drop_prob=0.0)
+
+
+def load_unet(path: str | Path) -> Unet:
+    """Load ``path`` (.safetensors with a .json beside it); tensors only, nothing unpickled."""
+    path = Path(path)
+    config = json.loads(path.with_suffix(".json").read_text())
+    model = build(config)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+def _normalise(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """fastmri.data.transforms.normalize_instance per image, then clamp to ±6 as UnetDataTransform does."""
+    mean = image.mean(dim=(-2, -1), keepdim=True)
+    std = image.std(dim=(-2, -1), keepdim=True)
+    return ((image - mean) / (std + 1e-11)).clamp(-6, 6), mean, std
+
+
+@torch.no_grad()
+def unet_reconstruct(model: Unet, cond: torch.Tensor) -> torch.Tensor:
+    """Magnitude reconstruction of complex zero-filled images ``cond`` (B, H, W); returns (B, H, W)."""
+    x, mean, std = _normalise(cond.abs().float())
+    out = model(x.unsqueeze(1)).squeeze(1)
+    return (out * std + mean).clamp_min(0)
+
+
+def train_unet(config_path: str, minutes: float, out: Path, chans: int, pools: int, batch: int, lr: float,
+               seed: int) -> dict[str, Any]:
+    """Train until ``minutes`` of wall clock have passed; write weights, config and a loss CSV."""
+    cfg = load_config(config_path)
+    torch.manual_seed(seed)
+    files = list_files(cfg.data.root, cfg.data.train_list, cfg.data.challenge)
+    for extra in cfg.data.extra_roots:
+        files += list_files(extra, None, cfg.data.challenge)
+    data = SliceDataset(files, example_builder(cfg), seed=seed, patch=None)
+    loader = DataLoader(data, batch_size=batch, shuffle=True, drop_last=True, num_workers=1, persistent_workers=True)
+    model = build({"chans": chans, "num_pool_layers": pools}).train()
+    opt = torch.optim.RMSprop(model.parameters(), lr=lr, weight_decay=0.0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log_path = out.with_name(out.name + "_loss.csv")
+    start, step = time.perf_counter(), 0
+    with log_path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["step", "seconds", "l1"])
+        while time.perf_counter() - start < minutes * 60:
+            for batch_ex in loader:
+                x, mean, std = _normalise(batch_ex["cond"].abs())
+                y = ((batch_ex["target"].abs() - mean) / (std + 1e-11)).clamp(-6, 6)
+                loss = torch.nn.functional.l1_loss(model(x.unsqueeze(1)).squeeze(1), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                if step % 10 == 0:
+                    writer.writerow([step, round(time.perf_counter() - start, 1), float(loss)])
+                    fh.flush()
+                if time.perf_counter() - start >= minutes * 60:
+                    break
+    config = {"chans": chans, "num_pool_layers": pools, "steps": step, "batch_size": batch, "lr": lr,
+              "train_seconds": round(time.perf_counter() - start, 1), "data_config": config_path,
+              "files": [str(f) for f in files], "threads": torch.get_num_threads(),
+              "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
+              "date": time.strftime("%Y-%m-%d")}
+    tmp = out.with_name(out.name + ".tmp.safetensors")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    os.replace(tmp, out.with_suffix(".safetensors"))
+    out.with_suffix(".json").write_text(json.dumps(config, indent=2) + "\n")
+    return config
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default="configs/recon_tiny.yaml", help="data and mask settings to share")
+    p.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
+    p.add_argument("--out", default="benchmarks/weights/unet_baseline", help="output stem (.safetensors/.json)")
+    p.add_argument("--chans", type=int, default=16, help="16: 1.9 M parameters, close to mridiff's 2.2 M")
+    p.add_argument("--pools", type=int, default=4)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    info = train_unet(args.config, args.minutes, Path(args.out), args.chans, args.pools, args.batch, args.lr,
+                      args.seed)
+    print(json.dumps(info, indent=2))
+
+
+if __name__ == "__main__":
+    main()
