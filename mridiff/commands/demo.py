@@ -14,10 +14,10 @@ def run(args: argparse.Namespace) -> int:
     from mridiff.inference.demo import DemoOptions, format_table, run_demo
 
     opts = DemoOptions(out=Path(args.out), steps=args.steps, samples=args.samples, ckpt=args.ckpt,
-                       overwrite=args.overwrite, progress=not args.no_progress, seed=args.seed)
+                       overwrite=args.overwrite, progress=not args.no_progress, seed=args.seed, dc=args.dc)
     rows = run_demo(opts)
     print("mridiff demo: Colin27 (held-out subject), simulated 8-coil k-space, 128x128, "
-          f"DDIM-{opts.steps} + data consistency, K={opts.samples} samples")
+          f"DDIM-{opts.steps} + {opts.dc} data consistency, K={opts.samples} samples")
     print(format_table(rows))
     print(f"outputs (fastMRI submission HDF5, NIfTI, PNG, metrics.json) in {opts.out}/")
     return 0
@@ -30,6 +30,8 @@ def register(sub: Any) -> None:
     p.add_argument("--steps", type=positive_int, default=20)
     p.add_argument("--samples", type=positive_int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dc", choices=["hard", "cg", "soft", "none"], default="soft",
+                   help="data consistency (default soft: the demo scan has 30 dB noise)")
     p.add_argument("--ckpt", help="use this exported model instead of the bundled one")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo's outputs")
     p.add_argument("--no-progress", action="store_true")

@@ -3,7 +3,7 @@
 1. Build a sample scan: the bundled Colin27 slices (the held-out test subject) -> simulated 8-coil k-space
    (smooth phase, coil maps, noise), written in fastMRI's multi-coil layout.
 2. Reconstruct it at 4x and 8x (random 1D masks, fastMRI centre fractions) with DDIM + data consistency and
-   K samples, through the same file workflow as ``mridiff reconstruct``.
+   K samples (soft consistency by default), through the same file workflow as ``mridiff reconstruct``.
 3. Print PSNR/SSIM of zero-filled against mridiff, seconds per slice and the PNG panels.
 """
 
@@ -34,6 +34,9 @@ class DemoOptions:
     out: Path = Path("mridiff-demo")
     steps: int = 20
     samples: int = 2
+    # Soft consistency (weighted by the k-space noise, 30 dB here): on the validation slices it matched hard
+    # consistency at 4x and was 0.8-3 dB better at 8x, where hard consistency fits noise through poor coil maps.
+    dc: str = "soft"
     accelerations: tuple[int, ...] = (4, 8)
     ckpt: str | None = None
     overwrite: bool = False
@@ -59,7 +62,7 @@ def run_demo(opts: DemoOptions) -> list[dict[str, Any]]:
     rows = []
     for acc in opts.accelerations:
         recon_opts = ReconOptions(steps=opts.steps, samples=opts.samples, acceleration=acc, mask_type="random",
-                                  dc="hard", seed=opts.seed, batch_size=4, overwrite=opts.overwrite,
+                                  dc=opts.dc, seed=opts.seed, batch_size=4, overwrite=opts.overwrite,
                                   progress=opts.progress)
         start = time.perf_counter()
         metrics = reconstruct_file(scan, opts.out / f"x{acc}", rec, recon_opts)

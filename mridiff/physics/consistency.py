@@ -181,6 +181,7 @@ def apply_consistency(
     Args:
         mode: One of :data:`DC_MODES`: ``hard`` (exact projection, or CG with ``lam = 0`` from ``x0`` when the
             operator has none), ``cg`` (CG with ``lam = noise_var / prior_var``), ``soft`` (MAP step) or ``none``.
+            Every mode but ``none`` first zeroes ``x0`` where the operator sees nothing (:meth:`Operator.restrict`).
         op: Measurement operator (may be ``None`` for ``none``).
         x0: Image estimate ``(B, H, W)`` complex.
         y: Measurements (may be ``None`` for ``none``).
@@ -202,6 +203,8 @@ def apply_consistency(
         return x0
     if op is None or y is None:
         raise ValueError(f"data-consistency mode {mode!r} needs an operator and measurements")
+    # Outside the coil support the image is zero; every mode below then stays there (CG moves only in range(A^H)).
+    x0 = op.restrict(x0)
     if mode == "hard":
         return op.project(x0, y) if op.has_exact_projection else cg_consistency(op, x0, y, 0.0, cg_iters, cg_tol)
     if mode == "cg":
