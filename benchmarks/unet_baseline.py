@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 from mridiff.config import load_config
+from mridiff.io.figures import loss_curve_png
 from mridiff.tasks.registry import example_builder
 from mridiff.training.data import SliceDataset, list_files
 
@@ -101,7 +102,16 @@ def train_unet(config_path: str, minutes: float, out: Path, chans: int, pools: i
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, out.with_suffix(".safetensors"))
     out.with_suffix(".json").write_text(json.dumps(config, indent=2) + "\n")
+    write_loss_png(log_path)
     return config
+
+
+def write_loss_png(log_path: Path) -> None:
+    """The training log as a PNG beside it."""
+    with log_path.open() as fh:
+        history = [(int(r["step"]), float(r["l1"])) for r in csv.DictReader(fh)]
+    if len(history) > 1:
+        loss_curve_png(history, log_path.with_suffix(".png"))
 
 
 def main() -> None:

@@ -175,7 +175,7 @@ class FinalCheckpoint(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Write the final training state (rank 0 writes; every rank must call)."""
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full training state, to resume
 
 
 class PeriodicValidation(Callback):
