@@ -38,19 +38,11 @@ from skimage.metrics import structural_similarity
 from mridiff.data.transforms import normalise_percentile
 from mridiff.inference.audit import audit, load_training_slices, memorisation_rate, prepare
 from mridiff.inference.generate import SampleGenerator, sample_seed
+from mridiff.inference.model import training_summary
 from mridiff.io.figures import panel_png
 from mridiff.io.outputs import write_json
 
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-
-
-def training_note(meta: dict[str, Any]) -> str:
-    """How long the evaluated model trained, from its exported metadata."""
-    train = meta.get("training", {})
-    seconds = train.get("seconds")
-    spent = f" in {seconds / 60:.0f} min" if seconds else ""
-    return (f"the model trained {train.get('global_step')} steps{spent} (mridiff/weights/MODEL_CARD.md); "
-            "a small model trained briefly, not the limit of the method.")
 
 
 def features(image: np.ndarray) -> np.ndarray:
@@ -152,7 +144,7 @@ def main() -> None:
         "diversity_ms_ssim_real": diversity(real_div),
         "memorisation_rate": memorisation_rate(rows),
         "nearest_train_ssim_median": float(np.median([r.ssim for r in rows])),
-        "caveat": training_note(gen.model.meta),
+        "caveat": training_summary(gen.model.meta),
     }
     out = Path(args.out)
     write_json(out / "augment_quality.json", res)

@@ -88,14 +88,14 @@ def tune_lambda(val: list[Case], method: str, grid: list[float]) -> tuple[float,
     return best["lambda"], scores
 
 
-def row(case: Case, variant: str, acc: int, method: str, pred: np.ndarray, seconds: float, nfe: str,
+def row(gt: np.ndarray, variant: str, acc: int, method: str, pred: np.ndarray, seconds: float, nfe: str,
         extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Volume metrics as fastmri.evaluate, plus per-slice PSNR/SSIM spread."""
-    m = volume_metrics(case.gt, pred)
-    vmax = float(case.gt.max())
-    per_psnr = [psnr(g, p, vmax) for g, p in zip(case.gt, pred, strict=True)]
-    per_ssim = [ssim(g[None], p[None], vmax) for g, p in zip(case.gt, pred, strict=True)]
-    out = {"variant": variant, "acceleration": acc, "method": method, "slices": len(case.slices), **m,
+    m = volume_metrics(gt, pred)
+    vmax = float(gt.max())
+    per_psnr = [psnr(g, p, vmax) for g, p in zip(gt, pred, strict=True)]
+    per_ssim = [ssim(g[None], p[None], vmax) for g, p in zip(gt, pred, strict=True)]
+    out = {"variant": variant, "acceleration": acc, "method": method, "slices": len(gt), **m,
            "PSNR_slice_std": float(np.std(per_psnr)), "SSIM_slice_std": float(np.std(per_ssim)),
            "seconds_per_slice": seconds, "nfe": nfe}
     out.update(extra or {})
@@ -127,19 +127,19 @@ def run_case(variant: str, acc: int, args: argparse.Namespace, rec: Reconstructo
     if case.multicoil:  # the protocol's zero-filled baseline for multi-coil data is the RSS of the coil images
         zf = rec.reconstruct(case.kspace, case.mask, multicoil=True, steps=1, dc="none", sens=case.sens).zero_filled
     images["zero-filled"] = zf
-    rows.append(row(case, variant, acc, "zero-filled", zf, 0.0, "-"))
+    rows.append(row(case.gt, variant, acc, "zero-filled", zf, 0.0, "-"))
     for method in ("l1wavelet", "tv"):
         start = time.perf_counter()
         pred = cs_recon(case, method, lambdas[f"{variant}:{acc}:{method}"])
         name = f"sigpy {'L1-wavelet' if method == 'l1wavelet' else 'TV'} CS"
         images[name] = pred
-        rows.append(row(case, variant, acc, name, pred, (time.perf_counter() - start) / len(slices),
+        rows.append(row(case.gt, variant, acc, name, pred, (time.perf_counter() - start) / len(slices),
                         f"{CS_ITERS} it", {"lambda": lambdas[f"{variant}:{acc}:{method}"]}))
     start = time.perf_counter()
     pred = (unet_reconstruct(unet, case.problem.cond) * case.problem.scale[:, None, None]).numpy()
     images["fastMRI U-Net"] = pred
     seconds = (time.perf_counter() - start) / len(slices)
-    rows.append(row(case, variant, acc, "fastMRI U-Net (same budget)", pred, seconds, "1"))
+    rows.append(row(case.gt, variant, acc, "fastMRI U-Net (same budget)", pred, seconds, "1"))
     plan = mridiff_methods(args.quick, args.samples)
     if not args.quick and f"{variant}:{acc}" in args.ddpm_cases:
         plan.append(("mridiff DDPM-1000 + DC", {"sampler": "ddpm", "steps": 1000, "dc": "hard", "samples": 1,
@@ -147,9 +147,6 @@ def run_case(variant: str, acc: int, args: argparse.Namespace, rec: Reconstructo
     for name, kw in plan:
         kw = dict(kw)
         subset = kw.pop("subset", len(slices))
-        sub = Case.__new__(Case)
-        sub.__dict__.update(case.__dict__)
-        sub.slices, sub.gt = case.slices[:subset], case.gt[:subset]
         res = rec.reconstruct(case.kspace[:subset], case.mask, multicoil=case.multicoil, seed=args.seed,
                               batch_size=subset,
                               sens=None if case.sens is None else case.sens[:subset], **kw)
@@ -159,8 +156,8 @@ def run_case(variant: str, acc: int, args: argparse.Namespace, rec: Reconstructo
             images["std"] = res.std
         images[name] = res.mean
         label = name if subset == len(slices) else f"{name} ({subset} slice{'s' * (subset > 1)})"
-        rows.append(row(sub, variant, acc, label, res.mean, res.seconds_per_slice, str(res.nfe * kw["samples"]),
-                        extra))
+        nfe = str(res.nfe * kw["samples"])
+        rows.append(row(case.gt[:subset], variant, acc, label, res.mean, res.seconds_per_slice, nfe, extra))
     return rows, images
 
 

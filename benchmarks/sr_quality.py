@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from mridiff.data.fastmri_h5 import open_scan, read_slice
+from mridiff.inference.model import training_summary
 from mridiff.inference.superres import SuperResolver, bicubic_upsample, simulate_lowres, sinc_upsample
 from mridiff.io.figures import panel_png
 from mridiff.io.outputs import write_json
@@ -30,15 +31,6 @@ from mridiff.metrics import psnr, ssim, uncertainty_calibration, volume_metrics
 from mridiff.physics.fft import ifft2c
 
 DEFAULT_DATA = "work_data/default/singlecoil_test/colin27.h5"
-
-
-def training_note(meta: dict[str, Any]) -> str:
-    """How long the evaluated model trained, from its exported metadata (small CPU-trained models are the norm)."""
-    train = meta.get("training", {})
-    seconds = train.get("seconds")
-    spent = f" in {seconds / 60:.0f} min" if seconds else ""
-    return (f"the model trained {train.get('global_step')} steps{spent} (mridiff/weights/MODEL_CARD.md); "
-            "a small model trained briefly, not the limit of the method.")
 
 
 def machine() -> dict[str, Any]:
@@ -111,7 +103,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             "settings": {"steps": args.steps, "sampler": "ddim", "samples": args.samples, "seed": args.seed,
                          "ckpt": str(sr.model.path), "sha256": sr.model.meta.get("sha256"),
                          "data_consistency": "hard (measured k-space centre / block means kept exactly)"},
-            "caveat": training_note(sr.model.meta), "results": rows, "_figure": figure}
+            "caveat": training_summary(sr.model.meta), "results": rows, "_figure": figure}
 
 
 def markdown(res: dict[str, Any]) -> str:

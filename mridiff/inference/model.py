@@ -68,3 +68,12 @@ def load_model(path: str | os.PathLike[str] | None, task: str, device: str | tor
     dev = pick_device(device)
     net.to(dev).eval()
     return LoadedModel(net=net, schedule=schedule, meta=meta, path=p, device=dev)
+
+
+def training_summary(meta: dict[str, Any]) -> str:
+    """One line on how long an exported model trained, from its metadata (for benchmark reports)."""
+    train = meta.get("training", {})
+    seconds = train.get("seconds")
+    spent = f" in {seconds / 60:.0f} min" if seconds else ""
+    return (f"the model trained {train.get('global_step')} steps{spent} (mridiff/weights/MODEL_CARD.md); "
+            "a small model trained briefly, not the limit of the method.")
