@@ -29,7 +29,9 @@ from mridiff.metrics import psnr, volume_metrics
 from mridiff.physics.masks import MaskSpec, make_mask
 from mridiff.training.run import train
 
-TEST_FILE = "work_data/default/{variant}_test/colin27.h5"
+# test: Colin27, never trained on (report these); val: held-out template slices (tune recipes on these).
+SPLIT_FILES = {"test": ("work_data/default/{variant}_test/colin27.h5", "Colin27"),
+               "val": ("work_data/default/{variant}_val/mni152_2009a_val.h5", "MNI152 2009a validation slices")}
 
 
 def methods(steps: int, ddpm: bool) -> list[tuple[str, dict[str, Any]]]:
@@ -41,8 +43,9 @@ def methods(steps: int, ddpm: bool) -> list[tuple[str, dict[str, Any]]]:
 
 
 def evaluate(rec: Reconstructor, variant: str, slices: list[int], accs: list[int], steps: int, ddpm_slices: int,
-             seed: int, ddpm_cases: list[str]) -> list[dict[str, Any]]:
-    info = open_scan(TEST_FILE.format(variant=variant))
+             seed: int, ddpm_cases: list[str], split: str = "test") -> list[dict[str, Any]]:
+    path, label = SPLIT_FILES[split]
+    info = open_scan(path.format(variant=variant))
     data = [read_slice(info, i) for i in slices]
     kspace = np.stack([d.kspace for d in data])
     gt = np.stack([d.target for d in data if d.target is not None])
@@ -58,18 +61,18 @@ def evaluate(rec: Reconstructor, variant: str, slices: list[int], accs: list[int
                                   **kw)
             seconds = (time.perf_counter() - start) / n
             if not zf_done:
-                rows.append(row(variant, acc, "zero-filled", gt, res.zero_filled, n, 0.0, 0))
+                rows.append(row(label, variant, acc, "zero-filled", gt, res.zero_filled, n, 0.0, 0))
                 zf_done = True
-            rows.append(row(variant, acc, name, gt[:n], res.mean, n, seconds, res.nfe))
+            rows.append(row(label, variant, acc, name, gt[:n], res.mean, n, seconds, res.nfe))
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
-def row(variant: str, acc: int, method: str, gt: np.ndarray, pred: np.ndarray, n: int, seconds: float,
+def row(label: str, variant: str, acc: int, method: str, gt: np.ndarray, pred: np.ndarray, n: int, seconds: float,
         nfe: int) -> dict[str, Any]:
     m = volume_metrics(gt[:n], pred[:n])
     per_slice = [psnr(g, p, float(gt[:n].max())) for g, p in zip(gt[:n], pred[:n], strict=True)]
-    return {"data": f"Colin27 {variant} (simulated k-space)", "acceleration": acc, "method": method, "slices": n,
+    return {"data": f"{label} {variant} (simulated k-space)", "acceleration": acc, "method": method, "slices": n,
             **m, "PSNR_slice_std": float(np.std(per_slice)), "seconds_per_slice": seconds, "nfe": nfe}
 
 
@@ -96,6 +99,8 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=["singlecoil", "multicoil"])
     p.add_argument("--accelerations", type=int, nargs="+", default=[4, 8])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=sorted(SPLIT_FILES), default="test",
+                   help="test: Colin27 (report); val: template validation slices (choose recipes here)")
     p.add_argument("--out", default="benchmarks/results/recon_quality")
     args = p.parse_args()
     ckpt = args.ckpt
@@ -112,15 +117,16 @@ def main() -> None:
     rec = Reconstructor(ckpt, device="cpu")
     rows: list[dict[str, Any]] = []
     for variant in args.variants:
-        n = open_scan(TEST_FILE.format(variant=variant)).num_slices
+        n = open_scan(SPLIT_FILES[args.split][0].format(variant=variant)).num_slices
         slices = np.linspace(0.3 * n, 0.7 * n, args.slices).astype(int).tolist()
         rows += evaluate(rec, variant, slices, args.accelerations, args.steps, args.ddpm_slices, args.seed,
-                         args.ddpm_cases)
+                         args.ddpm_cases, args.split)
     machine = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
     header = (f"Reconstruction quality, {time.strftime('%Y-%m-%d')}, {machine}. Model: {train_info}. "
-              "Train: MNI152 templates; test: Colin27 (never trained on); k-space simulated (8 coils for "
-              "multi-coil, smooth phase, 30 dB SNR); 1D random masks, centre fraction 0.08 (4x) / 0.04 (8x), "
-              "seeded per volume; metrics as fastmri.evaluate on the slices listed (PSNR ± per-slice std).")
+              f"Train: MNI152 templates; test: {SPLIT_FILES[args.split][1]} (never trained on); "
+              "k-space simulated (8 coils for multi-coil, smooth phase, 30 dB SNR); 1D random masks, centre "
+              "fraction 0.08 (4x) / 0.04 (8x), seeded per volume; "
+              "metrics as fastmri.evaluate on the slices listed (PSNR ± per-slice std).")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps({"header": header, "train": train_info, "rows": rows}, indent=2))
     Path(args.out + ".md").write_text(markdown(rows, header))

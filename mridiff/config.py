@@ -81,6 +81,7 @@ class TrainConfig:
     log_every: int = 10
     grad_clip: float = 1.0
     export_half: bool = False
+    min_snr_gamma: float | None = None  # None: L_simple; a number: min-SNR-gamma weighting (Hang et al. 2023)
 
 
 @dataclass
@@ -161,6 +162,9 @@ def config_from_dict(data: dict[str, Any], source: str = "<config>") -> RunConfi
     cfg: RunConfig = _build(RunConfig, data, "", source)
     if cfg.task not in TASKS:
         raise InputError(source, f"config key 'task' must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+    gamma = cfg.train.min_snr_gamma
+    if gamma is not None and not gamma > 0:
+        raise InputError(source, f"config key 'train.min_snr_gamma' must be positive or null, got {gamma}")
     import torch
 
     from mridiff.models.unet import ConditionalUNet, UNetConfig

@@ -19,6 +19,7 @@ def test_committed_configs_validate(path: Path) -> None:
     ("task: recon\ntrain:\n  lr: fast\n", "train.lr"),  # wrong type
     ("task: recon\nmodel:\n  chanels: [8]\n", "model"),  # bad model section
     ("task: denoise\n", "task"),  # unknown task
+    ("task: recon\ntrain:\n  min_snr_gamma: 0\n", "train.min_snr_gamma"),  # must be positive
 ])
 def test_bad_config_rejected_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
     p = tmp_path / "bad.yaml"

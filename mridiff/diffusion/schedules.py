@@ -96,6 +96,22 @@ class NoiseSchedule:
         abar = self.alpha_bar(t, x_t)
         return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
 
+    def snr(self, t: torch.Tensor) -> torch.Tensor:
+        """Signal-to-noise ratio abar / (1 - abar) at timesteps ``t`` (B,), float64."""
+        abar = self.alpha_bar(t)
+        return abar / (1.0 - abar).clamp_min(1e-20)
+
+    def min_snr_weight(self, t: torch.Tensor, gamma: float) -> torch.Tensor:
+        """Min-SNR-gamma loss weights (Hang et al. 2023) for this schedule's prediction type, shape (B,).
+
+        In x0 terms the weight is min(SNR, gamma); an epsilon loss already carries a factor SNR and a v loss a
+        factor SNR + 1, so those are divided out. It stops the many nearly clean timesteps, whose x0 target is
+        almost the input, from dominating the gradient, which speeds up convergence of short runs.
+        """
+        snr = self.snr(t)
+        clipped = snr.clamp_max(gamma)
+        return clipped / snr if self.prediction == "epsilon" else clipped / (snr + 1.0)
+
     def x0_prior_variance(self, t: int) -> float:
         """Variance of x_t / sqrt(abar) around x0, (1 - abar) / abar: a bound on the x0 estimate's error.
 

@@ -1,4 +1,4 @@
-"""Lightning module: L_simple training of the conditional U-Net, EMA weights, short validation sampling.
+"""Lightning module: diffusion training of the conditional U-Net, EMA weights, short validation sampling.
 
 The module owns the network and the schedule only; the reverse loop used for validation is the same
 :func:`mridiff.diffusion.loop.reverse_diffusion` used at inference.
@@ -85,7 +85,12 @@ class DiffusionModule(pl.LightningModule):
         pred = self.net(x_t, batch.get("cond"), t)
         target = self.schedule.training_target(x0, eps, t)
         diff = pred - target
-        return (torch.view_as_real(diff) if diff.is_complex() else diff).float().pow(2).mean()
+        err = (torch.view_as_real(diff) if diff.is_complex() else diff).float().pow(2)
+        gamma = self.cfg.train.min_snr_gamma
+        if gamma is None:
+            return err.mean()  # L_simple
+        weight = self.schedule.min_snr_weight(t, gamma).to(err)
+        return (err.reshape(err.shape[0], -1).mean(dim=1) * weight).mean()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One optimisation step."""

@@ -41,3 +41,22 @@ def test_unknown_names_rejected() -> None:
         NoiseSchedule(10, "quadratic")
     with pytest.raises(ValueError):
         NoiseSchedule(10, "linear", "x0")
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v"])
+def test_min_snr_weight_is_min_snr_gamma_in_x0_terms(prediction: str) -> None:
+    # Hang et al. 2023: weight * |prediction error|^2 == min(SNR, gamma) * |x0 error|^2 for any error.
+    sched = NoiseSchedule(1000, "cosine", prediction)
+    gen = torch.Generator().manual_seed(1)
+    t = torch.tensor([0, 50, 300, 700, 999])
+    x0 = torch.randn(5, 8, 8, dtype=torch.complex128, generator=gen)
+    eps = torch.randn(5, 8, 8, dtype=torch.complex128, generator=gen)
+    x_t = sched.add_noise(x0, eps, t)
+    exact = sched.training_target(x0, eps, t)
+    delta = 0.1 * torch.randn(5, 8, 8, dtype=torch.complex128, generator=gen)
+    x0_err = (sched.predict_x0(x_t, exact + delta, t) - x0).abs().pow(2).sum(dim=(1, 2))
+    weight = sched.min_snr_weight(t, gamma=5.0)
+    lhs = weight * delta.abs().pow(2).sum(dim=(1, 2))
+    rhs = sched.snr(t).clamp_max(5.0) * x0_err
+    assert torch.allclose(lhs, rhs, rtol=1e-6)
+    assert float(weight[0]) < float(weight[2])  # nearly clean timesteps are down-weighted
