@@ -9,6 +9,7 @@ from typing import Any
 
 from mridiff.commands.common import EXIT_USER_ERROR, positive_int
 from mridiff.errors import InputError
+from mridiff.physics.coils import SENS_METHODS
 from mridiff.physics.masks import MASK_KINDS
 
 
@@ -76,7 +77,8 @@ def register(sub: Any) -> None:
     p.add_argument("--acceleration", type=int, choices=[2, 3, 4, 5, 6, 8, 10, 12, 16], default=4)
     p.add_argument("--center-fraction", type=float)
     p.add_argument("--mask-type", default="random", choices=list(MASK_KINDS))
-    p.add_argument("--sens-method", choices=["espirit", "lowres"], default="espirit")
+    p.add_argument("--sens-method", choices=list(SENS_METHODS), default="espirit",
+                   help="coil maps: ESPIRiT (JSENSE when fewer than 12 calibration lines), JSENSE or low-resolution")
     p.add_argument("--noise-std", type=float, help="k-space noise std for --dc soft (default: estimated)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: auto)")
     p.add_argument("--out", default="mridiff-out")

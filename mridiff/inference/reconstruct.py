@@ -108,7 +108,8 @@ class Reconstructor:
             seed: random seed; the same seed gives the same result on the same machine.
             batch_size: slices per batch (each with K samples); halves on GPU out-of-memory.
             noise_std: k-space noise std for soft consistency, in input units; estimated from the corners if None.
-            sens_method: coil-map estimation for multi-coil data, ``"espirit"`` or ``"lowres"``.
+            sens_method: coil-map estimation for multi-coil data, ``"espirit"`` (JSENSE below 12 calibration
+                lines), ``"jsense"`` or ``"lowres"``.
             sens: coil maps (S, C, H, W) to use instead of estimating them.
             progress: show progress bars.
 

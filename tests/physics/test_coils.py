@@ -14,6 +14,7 @@ from mridiff.physics import (
     estimate_sens,
     fft2c,
     ifft2c,
+    jsense_maps,
     lowres_maps,
     make_mask,
     prewhiten,
@@ -60,18 +61,47 @@ def test_espirit_maps_give_accurate_sense_combination(phantom128: tuple[torch.Te
     assert _nmse_in_support(combined, img.abs(), support) < 0.01
 
 
-def test_lowres_fallback_for_small_acs(phantom128: tuple[torch.Tensor, torch.Tensor],
+def test_jsense_fallback_for_small_acs(phantom128: tuple[torch.Tensor, torch.Tensor],
                                        coils8_128: torch.Tensor) -> None:
     img, support = phantom128
     coil_images = coils8_128 * img
     mask = make_mask(MaskSpec("equispaced_fraction", 4, 6 / 128), (128, 128), seed=0)
     undersampled = fft2c(coil_images) * mask
-    with pytest.warns(UserWarning, match="low-resolution"):
+    with pytest.warns(UserWarning, match="JSENSE"):
         maps = espirit_maps(undersampled, mask)
-    torch.testing.assert_close(maps, lowres_maps(undersampled, mask))
+    torch.testing.assert_close(maps, jsense_maps(undersampled, mask))
     assert maps.shape == (8, 128, 128) and maps.dtype == torch.complex64
     combined = sense_combine(coil_images, maps).abs()
     assert _nmse_in_support(combined, img.abs(), support) < 0.05
+
+
+def test_jsense_beats_lowres_maps_with_few_calibration_lines(phantom128: tuple[torch.Tensor, torch.Tensor]) -> None:
+    # 8x with 5 calibration lines (fastMRI's 4% of 128) on a scan simulated as data_prep does (smooth phase,
+    # 8 coils, 30 dB noise): how much of each noise-free coil image do the maps explain?
+    import numpy as np
+
+    from mridiff.data.simulate import simulate_kspace
+
+    img, support = phantom128
+    scan = simulate_kspace(img.abs().numpy(), 8, np.random.default_rng(0), snr_db=30)
+    assert scan.sens is not None
+    coil_images = torch.from_numpy(scan.sens * scan.image[None]).to(torch.complex64)
+    mask = make_mask(MaskSpec("random", 8, 0.04), (128, 128), seed=2)
+    undersampled = torch.from_numpy(scan.kspace) * mask
+
+    def misfit(maps: torch.Tensor) -> float:
+        x = sense_combine(coil_images, maps)
+        return float(((coil_images - maps * x).abs() ** 2).sum(0)[support].sum() /
+                     (coil_images.abs() ** 2).sum(0)[support].sum())
+
+    maps = estimate_sens(undersampled, mask, method="jsense")
+    energy = (maps.abs() ** 2).sum(dim=0)
+    lowres = lowres_maps(undersampled, mask)
+    inside = lowres.abs().sum(0) > 0
+    torch.testing.assert_close(energy[inside], torch.ones_like(energy[inside]), rtol=1e-4, atol=1e-4)
+    assert (maps[:, ~inside] == 0).all()  # the same support as the low-resolution maps
+    # On this piecewise-constant phantom: 1.5% vs 1.9%; on the templates' validation slices 0.5% vs 1.6%.
+    assert misfit(maps) < 0.9 * misfit(lowres)
 
 
 def test_lowres_maps_are_normalised_and_estimate_sens_dispatch(phantom128: tuple[torch.Tensor, torch.Tensor],

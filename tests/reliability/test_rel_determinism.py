@@ -25,7 +25,7 @@ def _arrays(out: Path, stem: str) -> dict[str, np.ndarray]:
 def test_same_seed_gives_bit_identical_outputs(tmp_path: Path, run_recon: Callable[..., bi.Outcome],
                                                coils: int) -> None:
     scan = bi.write_good_scan(tmp_path / "scan.h5", coils=coils)
-    # 13 calibration lines: enough for ESPIRiT itself (below 12 it falls back to low-resolution maps with a warning)
+    # 13 calibration lines: enough for ESPIRiT itself (below 12 it falls back to JSENSE maps with a warning)
     flags = ("--seed", "7", "--samples", "2", "--sens-method", "espirit", "--acceleration", "2", "--center-fraction",
              "0.4")
     runs = [tmp_path / "run1", tmp_path / "run2", tmp_path / "other_seed"]
