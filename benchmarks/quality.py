@@ -55,7 +55,8 @@ class Case:
         self.gt = np.stack([d.target for d in data if d.target is not None]).astype(np.float32)
         self.mask = make_mask(MaskSpec("random", acc), self.info.encoded_size, volume_seed(path, seed))
         self.multicoil = self.info.multicoil
-        # One set of ESPIRiT maps shared by mridiff and CS, so the methods differ only in the prior.
+        # One set of coil maps (ESPIRiT, or JSENSE below 12 calibration lines) shared by mridiff and CS, so the
+        # methods differ only in the prior.
         self.sens = (torch.stack([estimate_sens(k, self.mask, "espirit") for k in self.kspace])
                      if self.multicoil else None)
         self.problem: ReconProblem = build_problem(self.kspace, self.mask, self.sens)
@@ -238,8 +239,9 @@ def main() -> None:
     header = (f"Reconstruction quality, {time.strftime('%Y-%m-%d')}, {machine}, "
               f"{time.perf_counter() - start_all:.0f} s in all{' (--quick)' if args.quick else ''}. "
               f"Test: Colin27 (one subject, never trained on), {args.slices} central axial slices, 128x128, "
-              "**simulated k-space** (smooth random phase; multi-coil: 8 birdcage coils, ESPIRiT maps shared by "
-              "CS and mridiff; 30 dB noise). Train: MNI152 templates (population averages). 1D random masks, "
+              "**simulated k-space** (smooth random phase; multi-coil: 8 birdcage coils, coil maps (ESPIRiT, "
+              "JSENSE below 12 calibration lines) shared by CS and mridiff; 30 dB noise). Train: MNI152 templates "
+              "(population averages). 1D random masks, "
               "centre fraction 0.08 (4x) / 0.04 (8x), one seeded mask per volume for every method. Metrics as "
               "fastmri.evaluate (PSNR ± per-slice std, SSIM ± per-slice std). CS: sigpy, "
               f"{CS_ITERS} iterations, lambda tuned on template validation slices. U-Net: fastmri.models.Unet, "
