@@ -186,6 +186,9 @@ def jsense_maps(
                                     ksp_calib_width=min(calib_width, *measured.shape[-2:]), lamda=lamda,
                                     max_iter=max_iter, show_pbar=False)
     maps = torch.from_numpy(np.asarray(app.run(), dtype=np.complex64)).to(kspace.device)
+    if not bool(torch.isfinite(torch.view_as_real(maps)).all()):
+        warnings.warn("JSENSE did not converge (non-finite maps); using low-resolution coil maps", stacklevel=2)
+        return lowres_maps(kspace, mask)
     maps = maps / (maps.abs() ** 2).sum(dim=0, keepdim=True).sqrt().clamp_min(torch.finfo(torch.float32).tiny)
     return torch.where(support.to(kspace.device), maps, torch.zeros_like(maps))
 

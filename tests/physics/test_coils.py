@@ -156,3 +156,19 @@ def test_prewhiten_rejects_bad_covariance() -> None:
         prewhiten(kspace, torch.eye(4, dtype=torch.complex64))
     with pytest.raises(InputError):
         prewhiten(kspace, -torch.eye(3, dtype=torch.complex64))
+
+
+def test_jsense_falls_back_to_lowres_when_it_diverges(phantom128: tuple[torch.Tensor, torch.Tensor],
+                                                      coils8_128: torch.Tensor,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import sigpy.mri.app
+
+    img, _ = phantom128
+    mask = make_mask(MaskSpec("random", 8, 0.04), (128, 128), seed=2)
+    kspace = fft2c(coils8_128 * img) * mask
+    # sigpy's default (lamda = 0) returned NaN maps on template slices; simulate that outcome.
+    monkeypatch.setattr(sigpy.mri.app.JsenseRecon, "run", lambda self: np.full((8, 128, 128), np.nan, np.complex64))
+    with pytest.warns(UserWarning, match="did not converge"):
+        maps = jsense_maps(kspace, mask)
+    torch.testing.assert_close(maps, lowres_maps(kspace, mask))
