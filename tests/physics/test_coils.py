@@ -3,10 +3,13 @@ from __future__ import annotations
 import warnings
 
 import fastmri
+import numpy as np
 import pytest
+import sigpy.mri.app
 import torch
 from conftest import make_coil_maps, make_phantom, random_complex
 
+from mridiff.data.simulate import simulate_kspace
 from mridiff.errors import InputError
 from mridiff.physics import (
     MaskSpec,
@@ -78,10 +81,6 @@ def test_jsense_fallback_for_small_acs(phantom128: tuple[torch.Tensor, torch.Ten
 def test_jsense_beats_lowres_maps_with_few_calibration_lines(phantom128: tuple[torch.Tensor, torch.Tensor]) -> None:
     # 8x with 5 calibration lines (fastMRI's 4% of 128) on a scan simulated as data_prep does (smooth phase,
     # 8 coils, 30 dB noise): how much of each noise-free coil image do the maps explain?
-    import numpy as np
-
-    from mridiff.data.simulate import simulate_kspace
-
     img, support = phantom128
     scan = simulate_kspace(img.abs().numpy(), 8, np.random.default_rng(0), snr_db=30)
     assert scan.sens is not None
@@ -161,9 +160,6 @@ def test_prewhiten_rejects_bad_covariance() -> None:
 def test_jsense_falls_back_to_lowres_when_it_diverges(phantom128: tuple[torch.Tensor, torch.Tensor],
                                                       coils8_128: torch.Tensor,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import numpy as np
-    import sigpy.mri.app
-
     img, _ = phantom128
     mask = make_mask(MaskSpec("random", 8, 0.04), (128, 128), seed=2)
     kspace = fft2c(coils8_128 * img) * mask
