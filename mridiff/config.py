@@ -32,6 +32,12 @@ class DataConfig:
         val_list: optional file listing validation file names, relative to ``val_root``.
         patch: train on random square crops of this size (the U-Net is convolutional; 4x cheaper at half size).
         challenge: ``"auto"``, ``"singlecoil"`` or ``"multicoil"``: which files to use.
+        images: an image bank (``data_prep.cheng``'s ``train_images.h5``) to train on instead of ``root``: k-space
+            is simulated on the fly for each example (smooth phase, ``sim_coils`` coils, noise at ``sim_snr_db``).
+        intensity_remap: randomly remap each training image's intensities (contrast-agnostic prior; image bank).
+        geometry: random flips, small rotations and zoom before simulation (image bank).
+        sim_coils: coil counts drawn per example for the image bank (1 = single-coil).
+        sim_snr_db: ``[low, high]`` range of the simulated SNR in dB, drawn uniformly per example.
 
     """
 
@@ -42,6 +48,11 @@ class DataConfig:
     val_list: str | None = None
     patch: int | None = None
     challenge: str = "auto"
+    images: str | None = None
+    intensity_remap: bool = False
+    geometry: bool = False
+    sim_coils: list[int] = field(default_factory=lambda: [1, 8])
+    sim_snr_db: list[float] = field(default_factory=lambda: [25.0, 40.0])
 
 
 @dataclass

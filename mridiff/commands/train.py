@@ -5,8 +5,43 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import yaml
+
 from mridiff.commands.common import positive_int
+from mridiff.config import RunConfig
 from mridiff.errors import InputError
+
+
+def apply_overrides(cfg: RunConfig, items: list[str], source: str) -> RunConfig:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) and validate the result like the file.
+
+    Raises:
+        InputError: for a malformed item, an unknown key or a value of the wrong type.
+    """
+    from mridiff.config import config_from_dict
+
+    data = cfg.to_dict()
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InputError(source, f"--set {item!r}: expected section.key=value")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise InputError(source, f"--set {item!r}: the value is not valid YAML") from None
+        if isinstance(value, str):  # YAML 1.1 reads 5e-4 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise InputError(source, f"--set {item!r}: unknown config section '{part}'")
+            node = node[part]
+        node[leaf] = value
+    return config_from_dict(data, f"{source} (with --set)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -15,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from mridiff.training.run import train
 
     cfg = load_config(args.config)
+    if args.set:
+        cfg = apply_overrides(cfg, args.set, args.config)
     if args.task and args.task != cfg.task:
         raise InputError(args.config, f"config is for task '{cfg.task}' but --task {args.task} was given")
     if args.data:
@@ -55,6 +92,8 @@ def register(sub: Any) -> None:
     p.add_argument("--task", choices=["recon", "sr", "augment"])
     p.add_argument("-c", "--config", required=True, help="YAML run config (see configs/)")
     p.add_argument("--data", help="override data.root")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config field (YAML value), validated like the file; repeatable")
     p.add_argument("--out", help="override out_dir")
     p.add_argument("--devices", default="auto", help="devices per node (int or 'auto')")
     p.add_argument("--num-nodes", type=positive_int, default=1)

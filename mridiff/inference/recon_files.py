@@ -77,14 +77,22 @@ def _sampling_mask(info: ScanInfo, opts: ReconOptions) -> tuple[torch.Tensor, bo
 
 
 def _warn_out_of_domain(info: ScanInfo, meta: dict[str, Any]) -> None:
+    """Warn when a scan lies outside what the model was trained on (never echoing header text)."""
+    domain = meta.get("domain") or {}
+    side = max(info.encoded_size[:2])
+    matrix = domain.get("matrix")
     trained = meta.get("training", {}).get("image_size")
-    if trained and tuple(trained) != tuple(info.encoded_size):
-        warnings.warn(f"{info.path}: matrix {info.encoded_size} differs from the model's training size "
+    if matrix and not matrix[0] <= side <= matrix[1]:
+        warnings.warn(f"{info.path}: matrix {tuple(info.encoded_size[:2])} is outside the model's training range "
+                      f"({matrix[0]}-{matrix[1]} pixels); results are out of the model's domain", stacklevel=2)
+    elif not matrix and trained and tuple(trained) != tuple(info.encoded_size[:2]):
+        warnings.warn(f"{info.path}: matrix {tuple(info.encoded_size[:2])} differs from the model's training size "
                       f"{tuple(trained)}; results are out of the model's domain", stacklevel=2)
     acq = (info.acquisition or "").upper()
-    if acq and not any(tag in acq for tag in ("T1", "AXT1", "SIM")):
-        warnings.warn(f"{info.path}: acquisition {acq!r} is not a T1-weighted brain scan; the model was trained "
-                      "on (simulated) T1 brain data", stacklevel=2)
+    if domain.get("contrast", "T1") == "T1" and acq and not any(tag in acq for tag in ("T1", "SIM")):
+        # The header text itself is not printed: a free-text attribute may carry identifiers.
+        warnings.warn(f"{info.path}: the acquisition attribute does not name a T1-weighted scan; the model was "
+                      "trained on T1 brain data only", stacklevel=2)
 
 
 def reconstruct_file(path: Path, out_dir: Path, rec: Reconstructor, opts: ReconOptions) -> dict[str, Any]:

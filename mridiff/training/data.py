@@ -17,7 +17,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from mridiff.config import RunConfig
+from mridiff.data.augmentation import random_geometry, remap_intensity
 from mridiff.data.fastmri_h5 import ScanInfo, open_scan, read_slice
+from mridiff.data.simulate import simulate_kspace
 from mridiff.errors import InputError
 
 Example = dict[str, torch.Tensor]
@@ -91,14 +93,91 @@ class SliceDataset(Dataset[Example]):
                 if "sens_maps" in fh:
                     sens = np.asarray(fh["sens_maps"][slice_idx])
         rng = self._generator()
-        example = self.make_example(data.kspace, sens, rng)
-        if self.patch is None:
-            return example
-        # The same random crop of every image of the example (the problem is built on the full grid first).
-        height, width = example["target"].shape[-2:]
-        size_h, size_w = min(self.patch, height), min(self.patch, width)
-        top, left = int(rng.integers(height - size_h + 1)), int(rng.integers(width - size_w + 1))
-        return {k: v[..., top : top + size_h, left : left + size_w] for k, v in example.items()}
+        return random_crop(self.make_example(data.kspace, sens, rng), self.patch, rng)
+
+    @property
+    def image_size(self) -> list[int]:
+        """The encoded matrix of the first training file."""
+        return list(self.scans[0].encoded_size)
+
+
+def random_crop(example: Example, patch: int | None, rng: np.random.Generator) -> Example:
+    """The same random square crop of every image of an example.
+
+    The problem is built on the full grid first, so the crop keeps the aliasing of the whole field of view, as at
+    inference.
+    """
+    if patch is None:
+        return example
+    height, width = example["target"].shape[-2:]
+    size_h, size_w = min(patch, height), min(patch, width)
+    top, left = int(rng.integers(height - size_h + 1)), int(rng.integers(width - size_w + 1))
+    return {k: v[..., top : top + size_h, left : left + size_w] for k, v in example.items()}
+
+
+class ImageBankDataset(Dataset[Example]):
+    """Training examples from an image bank of real magnitude slices, with k-space simulated on the fly.
+
+    Each item takes one slice, optionally remaps its intensities and changes its geometry
+    (:mod:`mridiff.data.augmentation`), simulates fully sampled k-space (smooth phase, a coil count drawn from
+    ``coils``, noise at an SNR drawn from ``snr_db``) and hands it to the task's ``make_example``, so every epoch
+    sees new phases, coil maps, noise, masks and contrasts.
+
+    Args:
+        path: HDF5 file with ``images`` (N, H, W) and attribute ``scale`` (the value of full white).
+        make_example: ``(kspace, sens_or_None, rng) -> dict of tensors``.
+        seed: base seed; each worker and rank derives its own stream.
+        patch: optional random square crop after the problem is built.
+        remap: random intensity remapping.
+        geometry: random flips, rotation and zoom.
+        coils: coil counts to draw from.
+        snr_db: ``(low, high)`` SNR range in dB.
+    """
+
+    def __init__(self, path: str | Path, make_example: ExampleFn, seed: int = 0, patch: int | None = None, *,
+                 remap: bool = False, geometry: bool = False, coils: tuple[int, ...] = (1, 8),
+                 snr_db: tuple[float, float] = (25.0, 40.0)) -> None:
+        self.path = Path(path)
+        try:
+            with h5py.File(self.path, "r") as fh:
+                self.shape = tuple(int(v) for v in fh["images"].shape)
+                self.scale = float(fh.attrs.get("scale", 1.0))
+        except (OSError, KeyError):
+            raise InputError(self.path, "not an image bank (HDF5 with an 'images' dataset)",
+                             "make one with `python -m data_prep.cheng`") from None
+        self.make_example, self.seed, self.patch = make_example, seed, patch
+        self.remap, self.geometry = remap, geometry
+        self.coils, self.snr_db = tuple(coils), (float(snr_db[0]), float(snr_db[-1]))
+        self._rng: np.random.Generator | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def image_size(self) -> list[int]:
+        """The matrix of the bank's images."""
+        return list(self.shape[1:])
+
+    def _generator(self) -> np.random.Generator:
+        if self._rng is None:
+            info = get_worker_info()
+            worker = info.id if info is not None else 0
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            self._rng = np.random.default_rng([self.seed, rank, worker])
+        return self._rng
+
+    def __getitem__(self, idx: int) -> Example:
+        with h5py.File(self.path, "r") as fh:
+            img = np.asarray(fh["images"][idx], dtype=np.float32) / self.scale
+        rng = self._generator()
+        if self.geometry:
+            img = random_geometry(img, rng)
+        if self.remap:
+            img = remap_intensity(img, rng)
+        coils = int(self.coils[int(rng.integers(len(self.coils)))])
+        snr = float(rng.uniform(*self.snr_db))
+        sim = simulate_kspace(img, coils, rng, snr_db=snr)
+        return random_crop(self.make_example(sim.kspace, sim.sens, rng), self.patch, rng)
 
 
 class FixedExamples(Dataset[Example]):
@@ -127,20 +206,28 @@ class SliceDataModule(pl.LightningDataModule):
         super().__init__()
         self.cfg = cfg
         self.make_example = make_example
-        self.train_set: SliceDataset | None = None
+        self.train_set: SliceDataset | ImageBankDataset | None = None
         self.val_set: FixedExamples | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Index the files (cheap: only headers and shapes are read)."""
         data = self.cfg.data
-        files = list_files(data.root, data.train_list, data.challenge)
-        for extra in data.extra_roots:
-            files += list_files(extra, None, data.challenge)
-        self.train_set = SliceDataset(files, self.make_example, self.cfg.train.seed, data.patch)
+        files: list[Path] = []
+        if data.images:
+            self.train_set = ImageBankDataset(
+                data.images, self.make_example, self.cfg.train.seed, data.patch, remap=data.intensity_remap,
+                geometry=data.geometry, coils=tuple(data.sim_coils), snr_db=(data.sim_snr_db[0], data.sim_snr_db[-1]))
+        else:
+            files = list_files(data.root, data.train_list, data.challenge)
+            for extra in data.extra_roots:
+                files += list_files(extra, None, data.challenge)
+            self.train_set = SliceDataset(files, self.make_example, self.cfg.train.seed, data.patch)
         if data.val_root or data.val_list:
             val_files = list_files(data.val_root or data.root, data.val_list, data.challenge)
-        else:
+        elif files:
             val_files = files[-1:]
+        else:
+            raise InputError(data.images or "", "an image bank needs data.val_root for validation")
         val_source = SliceDataset(val_files, self.make_example, seed=12345)
         n = len(val_source)
         picks = np.linspace(n // 4, 3 * n // 4, max(1, self.cfg.train.val_slices)).astype(int)

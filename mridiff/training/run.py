@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import h5py
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
@@ -119,7 +120,7 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
     elapsed = time.time() - start
     if not trainer.is_global_zero:
         return None
-    image_size = list(dm.train_set.scans[0].encoded_size) if dm.train_set else None
+    image_size = dm.train_set.image_size if dm.train_set else None
     meta = model_meta(cfg, module, trainer.global_step, elapsed, image_size, history.history[-50:])
     out = export_model(module.ema.module, meta, Path(cfg.out_dir) / "model.safetensors", overwrite=True,
                        half=cfg.train.export_half)
@@ -139,9 +140,31 @@ def model_meta(cfg: RunConfig, module: DiffusionModule, global_step: int, second
         "masks": {"kinds": cfg.masks.kinds, "accelerations": cfg.masks.accelerations,
                   "sr_scales": cfg.masks.sr_scales},
         "training": {"image_size": image_size, "global_step": global_step,
-                     "seconds": None if seconds is None else round(seconds, 1), "data_root": cfg.data.root,
+                     "seconds": None if seconds is None else round(seconds, 1),
+                     "data_root": cfg.data.images or cfg.data.root,
                      "config": cfg.to_dict(), "loss_tail": loss_tail},
+        "domain": training_domain(cfg, image_size),
     }
+
+
+# With random zoom in [0.8, 1.25] on patches of the full grid, anatomy is seen at scales that a matrix between
+# these factors of the training size (same head, other resolution or field of view) reproduces.
+MATRIX_RANGE_WITH_GEOMETRY = (0.5, 1.5)
+
+
+def training_domain(cfg: RunConfig, image_size: list[int] | None) -> dict[str, Any]:
+    """What the model was trained on, for the out-of-domain checks at inference.
+
+    ``matrix``: ``[smallest, largest]`` in-plane side that is in the domain (only the training size itself
+    without geometric augmentation); ``contrast``: ``"any"`` for a contrast-agnostic (intensity-remapped) prior,
+    else ``"T1"``.
+    """
+    side = max(image_size) if image_size else None
+    matrix = None
+    if side is not None:
+        lo, hi = MATRIX_RANGE_WITH_GEOMETRY if cfg.data.geometry else (1.0, 1.0)
+        matrix = [int(side * lo), int(side * hi)]
+    return {"matrix": matrix, "contrast": "any" if cfg.data.intensity_remap else "T1"}
 
 
 def export_checkpoint(ckpt_path: Path, out: Path, overwrite: bool = False) -> Path:
@@ -158,8 +181,12 @@ def export_checkpoint(ckpt_path: Path, out: Path, overwrite: bool = False) -> Pa
     cfg = config_from_dict(json.loads(state["mridiff_config"]), str(ckpt_path))
     module = DiffusionModule(cfg)
     module.load_state_dict(state["state_dict"])
-    files = list_files(cfg.data.root) if Path(cfg.data.root).is_dir() else []
-    image_size = list(open_scan(files[0]).encoded_size) if files else None
+    image_size: list[int] | None = None
+    if cfg.data.images and Path(cfg.data.images).is_file():
+        with h5py.File(cfg.data.images, "r") as fh:
+            image_size = [int(v) for v in fh["images"].shape[1:]]
+    elif Path(cfg.data.root).is_dir():
+        image_size = list(open_scan(list_files(cfg.data.root)[0]).encoded_size)
     meta = model_meta(cfg, module, int(state["global_step"]), None, image_size, [])
     return export_model(module.ema.module, meta, out, overwrite=overwrite, half=cfg.train.export_half)
 
