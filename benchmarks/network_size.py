@@ -83,7 +83,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     lines = [f"# Network sizes ({result['date']}, {result['machine']}, {args.threads} thread(s))", "",
-             f"| network | channels | parameters | ms/call 256² | ms/call 320² | s/train step ({args.batch}×{args.patch}²) |",
+             "| network | channels | parameters | ms/call 256² | ms/call 320² | "
+             f"s/train step ({args.batch}×{args.patch}²) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['channels']} | {int(r['params']) / 1e6:.2f} M | {r['ms_per_call_256']:.0f} "
