@@ -1,13 +1,16 @@
-"""mridiff against zero-filled, sigpy compressed sensing and fastMRI's U-Net, in one run on the same slices and masks.
+"""mridiff against zero-filled, sigpy and BART compressed sensing and fastMRI's U-Net, in one run on the same slices.
 
-Protocol (../shared/docs/evaluation.md): train on the MNI152 templates, test on Colin27 (one subject, never
-trained on), tune the CS weights on the validation slices of the templates only; every method sees the same
-slices and the same seeded 1D random mask (fastMRI centre fractions 0.08 at 4x, 0.04 at 8x); metrics as
-fastmri.evaluate on magnitudes (volume NMSE/PSNR, slice-averaged SSIM), with per-slice spread. K-space is
-simulated (smooth phase, 8 birdcage coils, 30 dB noise), so results are labelled as such.
+Protocol (../shared/docs/evaluation.md). Default data (``--data cheng``): real clinical T1 CE slices with
+simulated k-space (``python -m data_prep.cheng work_data/cheng256``); test = 24 slices of ``meningioma/`` spread
+over the slice numbers (never trained on), CS weights tuned on the validation split only; PSNR/SSIM also inside
+the tumour boxes. ``--data colin27``: the single-subject volume (models trained on the templates). Every method
+sees the same slices and the same seeded 1D random mask (fastMRI centre fractions 0.08 at 4x, 0.04 at 8x); metrics
+as fastmri.evaluate on magnitudes (volume NMSE/PSNR, slice-averaged SSIM), with per-slice spread. BART (Debian
+package ``bart``) is used when installed, and skipped with a note otherwise.
 
-    python benchmarks/quality.py                 # full table (README), ~40 min on 2 CPU cores
-    python benchmarks/quality.py --quick         # 2 slices, no DDPM-1000, smaller lambda grid: < 15 min
+    python benchmarks/quality.py --unet runs/unet_real/unet_real.safetensors      # the README table
+    python benchmarks/quality.py --quick                                          # 2 slices, a check in minutes
+    python benchmarks/quality.py --data colin27 --cases singlecoil:4 multicoil:8
 """
 
 from __future__ import annotations
@@ -21,40 +24,54 @@ import time
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import sigpy.mri as mr
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bart import bart_available, bart_pics  # noqa: E402
 from unet_baseline import load_unet, unet_reconstruct  # noqa: E402
 
 from mridiff.data.fastmri_h5 import open_scan, read_slice  # noqa: E402
 from mridiff.inference.recon_files import volume_seed  # noqa: E402
 from mridiff.inference.reconstruct import Reconstructor  # noqa: E402
 from mridiff.io.figures import panel_png  # noqa: E402
-from mridiff.metrics import psnr, ssim, uncertainty_calibration, volume_metrics  # noqa: E402
+from mridiff.metrics import box_metrics, psnr, ssim, uncertainty_calibration, volume_metrics  # noqa: E402
 from mridiff.physics.coils import estimate_sens  # noqa: E402
 from mridiff.physics.masks import MaskSpec, make_mask  # noqa: E402
 from mridiff.physics.operators import MultiCoil  # noqa: E402
 from mridiff.tasks.recon import ReconProblem, build_problem  # noqa: E402
 
 DATA = Path("work_data/default")
+REAL = Path("work_data/cheng256")  # python -m data_prep.cheng work_data/cheng256
 LAMBDAS_FULL = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1]
 LAMBDAS_QUICK = [3e-3, 1e-2, 3e-2, 1e-1]
 CS_ITERS = 300  # TV (primal-dual) is far from converged at 100 iterations on these data
 
 
 class Case:
-    """One test (or validation) set: slices of a file with their masks, coil maps and normalised problems."""
+    """Test (or validation) slices with their mask, coil maps and normalised problems.
 
-    def __init__(self, path: Path, slices: list[int], acc: int, seed: int) -> None:
-        self.info = open_scan(path)
-        data = [read_slice(self.info, i) for i in slices]
-        self.slices = slices
+    ``items`` are ``(file, slice index)`` pairs: the slices of one volume (Colin27) or one slice of many files
+    (the real-image set, one slice per file). All share one seeded mask, so that every method sees the same one.
+    """
+
+    def __init__(self, items: list[tuple[Path, int]] | Path, slices: list[int] | int, acc: int,
+                 seed: int) -> None:
+        if isinstance(items, Path):  # (path, slices): the slices of one volume
+            assert isinstance(slices, list)
+            items = [(items, i) for i in slices]
+        self.items = items
+        infos = {path: open_scan(path) for path, _ in items}
+        self.info = infos[items[0][0]]
+        data = [read_slice(infos[path], i) for path, i in items]
+        self.slices = [i for _, i in items]
         self.kspace = torch.from_numpy(np.stack([d.kspace for d in data])).to(torch.complex64)
         self.gt = np.stack([d.target for d in data if d.target is not None]).astype(np.float32)
-        self.mask = make_mask(MaskSpec("random", acc), self.info.encoded_size, volume_seed(path, seed))
+        self.mask = make_mask(MaskSpec("random", acc), self.info.encoded_size, volume_seed(items[0][0], seed))
         self.multicoil = self.info.multicoil
+        self.boxes = [tumour_box(path) for path, _ in items]
         # One set of coil maps (ESPIRiT, or JSENSE below 12 calibration lines) shared by mridiff and CS, so the
         # methods differ only in the prior.
         self.sens = (torch.stack([estimate_sens(k, self.mask, "espirit") for k in self.kspace])
@@ -62,8 +79,55 @@ class Case:
         self.problem: ReconProblem = build_problem(self.kspace, self.mask, self.sens)
 
 
+def tumour_box(path: Path) -> list[int] | None:
+    """The ``tumor_box`` attribute written by data_prep.cheng (row0, col0, row1, col1), if any."""
+    with h5py.File(path, "r") as fh:
+        box = fh.attrs.get("tumor_box")
+    return None if box is None else [int(v) for v in box]
+
+
+def evenly_spaced(files: list[Path], n: int) -> list[Path]:
+    """``n`` files spread evenly over the list (by index)."""
+    if n >= len(files):
+        return files
+    return [files[int(i)] for i in np.linspace(0, len(files) - 1, n).round()]
+
+
+def by_number(path: Path) -> tuple[str, int]:
+    """Sort key: ``meningioma_12.h5`` -> ("meningioma", 12)."""
+    stem, _, number = path.stem.rpartition("_")
+    return (stem, int(number)) if number.isdigit() else (path.stem, 0)
+
+
+def test_items(dataset: str, variant: str, n: int) -> list[tuple[Path, int]]:
+    """The test slices: ``n`` central Colin27 slices, or ``n`` real test files spread over the slice numbers.
+
+    In the real-image set consecutive numbers are usually slices of one patient (about 8.7 per patient in
+    meningioma/); picks about 29 numbers apart (n = 24) come from different patients unless one patient has
+    more than 29 consecutive slices.
+    """
+    if dataset == "colin27":
+        path = DATA / f"{variant}_test" / "colin27.h5"
+        count = open_scan(path).num_slices
+        return [(path, int(i)) for i in np.linspace(0.3 * count, 0.7 * count, n).astype(int)]
+    files = sorted((REAL / f"{variant}_test").glob("*.h5"), key=by_number)
+    return [(f, 0) for f in evenly_spaced(files, n)]
+
+
+def val_items(dataset: str, variant: str, n: int) -> list[tuple[Path, int]]:
+    """Validation slices for tuning CS weights (never test data)."""
+    if dataset == "colin27":
+        files = sorted((DATA / f"{variant}_val").glob("*.h5"))[:n]
+        return [(f, open_scan(f).num_slices // 2) for f in files]
+    files = sorted((REAL / f"{variant}_val").glob("*.h5"), key=by_number)
+    return [(f, 0) for f in evenly_spaced(files, n)]
+
+
+CS_METHODS = {"l1wavelet": "sigpy L1-wavelet CS", "tv": "sigpy TV CS", "bart": "BART pics L1-wavelet"}
+
+
 def cs_recon(case: Case, method: str, lam: float) -> np.ndarray:
-    """sigpy L1-wavelet or TV reconstruction of every slice; magnitudes in the input's units."""
+    """sigpy L1-wavelet / TV or BART pics reconstruction of every slice; magnitudes in the input's units."""
     out = []
     prob = case.problem
     for i in range(case.kspace.shape[0]):
@@ -72,9 +136,12 @@ def cs_recon(case: Case, method: str, lam: float) -> np.ndarray:
             mps = prob.operator.sens[i].numpy()
         else:
             y, mps = y[None], np.ones((1, *y.shape), np.complex64)
-        weights = case.mask.numpy().astype(np.float32)
-        app_cls = mr.app.L1WaveletRecon if method == "l1wavelet" else mr.app.TotalVariationRecon
-        x = app_cls(y, mps, lam, weights=weights, max_iter=CS_ITERS, show_pbar=False).run()
+        if method == "bart":
+            x = bart_pics(y, mps, lam, iters=CS_ITERS // 3)
+        else:
+            weights = case.mask.numpy().astype(np.float32)
+            app_cls = mr.app.L1WaveletRecon if method == "l1wavelet" else mr.app.TotalVariationRecon
+            x = app_cls(y, mps, lam, weights=weights, max_iter=CS_ITERS, show_pbar=False).run()
         out.append(np.abs(np.asarray(x)) * float(prob.scale[i]))
     return np.stack(out).astype(np.float32)
 
@@ -89,9 +156,10 @@ def tune_lambda(val: list[Case], method: str, grid: list[float]) -> tuple[float,
     return best["lambda"], scores
 
 
-def row(gt: np.ndarray, variant: str, acc: int, method: str, pred: np.ndarray, seconds: float, nfe: str,
+def row(case: Case, variant: str, acc: int, method: str, pred: np.ndarray, seconds: float, nfe: str,
         extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Volume metrics as fastmri.evaluate, plus per-slice PSNR/SSIM spread."""
+    """Volume metrics as fastmri.evaluate, per-slice PSNR/SSIM spread, and PSNR/SSIM inside the tumour boxes."""
+    gt = case.gt[: len(pred)]
     m = volume_metrics(gt, pred)
     vmax = float(gt.max())
     per_psnr = [psnr(g, p, vmax) for g, p in zip(gt, pred, strict=True)]
@@ -99,6 +167,8 @@ def row(gt: np.ndarray, variant: str, acc: int, method: str, pred: np.ndarray, s
     out = {"variant": variant, "acceleration": acc, "method": method, "slices": len(gt), **m,
            "PSNR_slice_std": float(np.std(per_psnr)), "SSIM_slice_std": float(np.std(per_ssim)),
            "seconds_per_slice": seconds, "nfe": nfe}
+    if any(b is not None for b in case.boxes):
+        out.update(box_metrics(gt, pred, case.boxes[: len(pred)]))
     out.update(extra or {})
     print(json.dumps(out), flush=True)
     return out
@@ -117,48 +187,49 @@ def mridiff_methods(quick: bool, samples: int) -> list[tuple[str, dict[str, Any]
     return out
 
 
-def run_case(variant: str, acc: int, args: argparse.Namespace, rec: Reconstructor, unet: torch.nn.Module,
+def run_case(variant: str, acc: int, args: argparse.Namespace, rec: Reconstructor, unet: torch.nn.Module | None,
              lambdas: dict[str, float]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    path = DATA / f"{variant}_test" / "colin27.h5"
-    n = open_scan(path).num_slices
-    slices = np.linspace(0.3 * n, 0.7 * n, args.slices).astype(int).tolist()
-    case = Case(path, slices, acc, args.seed)
+    case = Case(test_items(args.data, variant, args.slices), [], acc, args.seed)
+    n = len(case.items)
     rows, images = [], {"target": case.gt}
     zf = np.abs(case.problem.cond.numpy()) * case.problem.scale.numpy()[:, None, None]
     if case.multicoil:  # the protocol's zero-filled baseline for multi-coil data is the RSS of the coil images
         zf = rec.reconstruct(case.kspace, case.mask, multicoil=True, steps=1, dc="none", sens=case.sens).zero_filled
     images["zero-filled"] = zf
-    rows.append(row(case.gt, variant, acc, "zero-filled", zf, 0.0, "-"))
-    for method in ("l1wavelet", "tv"):
+    rows.append(row(case, variant, acc, "zero-filled", zf, 0.0, "-"))
+    for method in args.cs:
+        key = f"{variant}:{acc}:{method}"
         start = time.perf_counter()
-        pred = cs_recon(case, method, lambdas[f"{variant}:{acc}:{method}"])
-        name = f"sigpy {'L1-wavelet' if method == 'l1wavelet' else 'TV'} CS"
+        pred = cs_recon(case, method, lambdas[key])
+        name = CS_METHODS[method]
         images[name] = pred
-        rows.append(row(case.gt, variant, acc, name, pred, (time.perf_counter() - start) / len(slices),
-                        f"{CS_ITERS} it", {"lambda": lambdas[f"{variant}:{acc}:{method}"]}))
-    start = time.perf_counter()
-    pred = (unet_reconstruct(unet, case.problem.cond) * case.problem.scale[:, None, None]).numpy()
-    images["fastMRI U-Net"] = pred
-    seconds = (time.perf_counter() - start) / len(slices)
-    rows.append(row(case.gt, variant, acc, "fastMRI U-Net (same budget)", pred, seconds, "1"))
+        iters = CS_ITERS // 3 if method == "bart" else CS_ITERS
+        rows.append(row(case, variant, acc, name, pred, (time.perf_counter() - start) / n, f"{iters} it",
+                        {"lambda": lambdas[key]}))
+    if unet is not None:
+        start = time.perf_counter()
+        pred = (unet_reconstruct(unet, case.problem.cond) * case.problem.scale[:, None, None]).numpy()
+        images["fastMRI U-Net"] = pred
+        rows.append(row(case, variant, acc, "fastMRI U-Net (same budget)", pred, (time.perf_counter() - start) / n,
+                        "1"))
     plan = mridiff_methods(args.quick, args.samples)
     if not args.quick and f"{variant}:{acc}" in args.ddpm_cases:
         plan.append(("mridiff DDPM-1000 + DC", {"sampler": "ddpm", "steps": 1000, "dc": "hard", "samples": 1,
                                                 "subset": args.ddpm_slices}))
     for name, kw in plan:
         kw = dict(kw)
-        subset = kw.pop("subset", len(slices))
+        subset = kw.pop("subset", n)
         res = rec.reconstruct(case.kspace[:subset], case.mask, multicoil=case.multicoil, seed=args.seed,
-                              batch_size=subset,
+                              batch_size=min(subset, 4),
                               sens=None if case.sens is None else case.sens[:subset], **kw)
         extra: dict[str, Any] = {}
         if kw["samples"] > 1:
             extra = uncertainty_calibration(case.gt[:subset], res.mean, res.std)
             images["std"] = res.std
         images[name] = res.mean
-        label = name if subset == len(slices) else f"{name} ({subset} slice{'s' * (subset > 1)})"
+        label = name if subset == n else f"{name} ({subset} slice{'s' * (subset > 1)})"
         nfe = str(res.nfe * kw["samples"])
-        rows.append(row(case.gt[:subset], variant, acc, label, res.mean, res.seconds_per_slice, nfe, extra))
+        rows.append(row(case, variant, acc, label, res.mean, res.seconds_per_slice, nfe, extra))
     return rows, images
 
 
@@ -182,80 +253,104 @@ def figure(images: dict[str, np.ndarray], index: int, path: Path) -> None:
     panel_png([top, bottom], labels, path, vmaxes=[vmax] * len(labels), overwrite=True)
 
 
-def markdown(rows: list[dict[str, Any]], header: str) -> str:
-    lines = [header, "", "| data | accel | method | NMSE | PSNR (dB) | SSIM | s/slice | NFE | std-error Spearman "
-             "| ±2σ coverage |", "|---|---|---|---|---|---|---|---|---|---|"]
+def markdown(rows: list[dict[str, Any]], header: str, data_label: str) -> str:
+    lines = [header, "", "| data | accel | method | NMSE | PSNR (dB) | SSIM | box PSNR | box SSIM | s/slice | NFE "
+             "| std-error Spearman | ±2σ coverage |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cal = (f"{r['spearman']:.3f} | {r['coverage_2sigma']:.3f}" if "spearman" in r else "- | -")
-        lines.append(f"| Colin27 {r['variant']} | {r['acceleration']}x | {r['method']} | {r['NMSE']:.4f} | "
+        box = f"{r['box_PSNR']:.2f} | {r['box_SSIM']:.4f}" if "box_PSNR" in r else "- | -"
+        lines.append(f"| {data_label} {r['variant']} | {r['acceleration']}x | {r['method']} | {r['NMSE']:.4f} | "
                      f"{r['PSNR']:.2f} ± {r['PSNR_slice_std']:.2f} | {r['SSIM']:.4f} ± {r['SSIM_slice_std']:.4f} | "
-                     f"{r['seconds_per_slice']:.2f} | {r['nfe']} | {cal} |")
+                     f"{box} | {r['seconds_per_slice']:.2f} | {r['nfe']} | {cal} |")
     return "\n".join(lines) + "\n"
+
+
+def describe(args: argparse.Namespace, unet_meta: dict[str, Any] | None) -> str:
+    """The protocol line of the table header."""
+    unet = (f"U-Net: fastmri.models.Unet, {unet_meta.get('steps')} steps in {unet_meta.get('train_seconds')} s "
+            f"({unet_meta.get('budget', 'wall-clock seconds')}), the same budget as the mridiff model. "
+            if unet_meta else "U-Net: not run (no weights given). ")
+    if args.data == "colin27":
+        data = (f"Test: Colin27 (one subject, never trained on), {args.slices} central axial slices, 128x128, "
+                "**simulated k-space**. Train: MNI152 templates (population averages). CS weights tuned on "
+                "template validation slices. ")
+    else:
+        data = (f"Test: **real clinical images, simulated k-space**: {args.slices} slices of the meningioma/ "
+                "folder of the Cheng brain-tumour set (never trained on, never used to choose anything), spread "
+                "evenly over the slice numbers (about 29 apart, so from different patients), 256x256. CS weights "
+                "tuned on the validation split (glioma/pituitary, highest 10 % of numbers). Box figures: inside "
+                "the tumour boxes of the release (grown to at least 16x16). ")
+    return (data + "k-space: smooth random phase; multi-coil 8 coils, maps (ESPIRiT, JSENSE below 12 calibration "
+            "lines) shared by CS and mridiff; 30 dB noise. 1D random masks, centre fraction 0.08 (4x) / 0.04 (8x), "
+            "one seeded mask per case for every method. Metrics as fastmri.evaluate (PSNR ± per-slice std, SSIM ± "
+            f"per-slice std). sigpy CS: {CS_ITERS} iterations; BART pics: {CS_ITERS // 3} iterations. " + unet +
+            "NFE = network evaluations per slice (all K samples).")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", choices=["cheng", "colin27"], default="cheng",
+                   help="cheng: real clinical test images (data_prep.cheng); colin27: the single-subject volume")
     p.add_argument("--quick", action="store_true", help="2 test slices, 1 validation slice, no DDPM-1000")
     p.add_argument("--ckpt", default=None, help="mridiff exported model (default: the bundled one)")
-    p.add_argument("--unet", default="benchmarks/weights/unet_baseline.safetensors")
-    p.add_argument("--slices", type=int, default=None, help="test slices per volume (default 6, quick 2)")
+    p.add_argument("--unet", default=None, help="fastMRI U-Net weights trained on the same data (skipped if absent)")
+    p.add_argument("--slices", type=int, default=None, help="test slices (default 24 real / 6 Colin27; quick 2)")
+    p.add_argument("--val-slices", type=int, default=None, help="validation slices for the CS weights (default 4)")
     p.add_argument("--samples", type=int, default=4, help="K for the uncertainty row")
+    p.add_argument("--cs", nargs="*", default=["l1wavelet", "tv", "bart"], choices=sorted(CS_METHODS))
     p.add_argument("--ddpm-cases", nargs="*", default=["singlecoil:4", "multicoil:8"])
     p.add_argument("--ddpm-slices", type=int, default=1)
-    p.add_argument("--variants", nargs="+", default=["singlecoil", "multicoil"])
-    p.add_argument("--accelerations", type=int, nargs="+", default=[4, 8])
+    p.add_argument("--cases", nargs="+", default=["singlecoil:4", "singlecoil:8", "multicoil:8"],
+                   help="variant:acceleration pairs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output stem (default benchmarks/results/quality[_quick])")
     args = p.parse_args()
-    args.slices = args.slices or (2 if args.quick else 6)
-    out = Path(args.out or ("benchmarks/results/quality_quick" if args.quick else "benchmarks/results/quality"))
+    args.slices = args.slices or (2 if args.quick else (24 if args.data == "cheng" else 6))
+    n_val = args.val_slices or (1 if args.quick else 4)
+    if "bart" in args.cs and not bart_available():
+        print("note: bart is not installed (apt-get install bart); the BART pics row is skipped", flush=True)
+        args.cs = [m for m in args.cs if m != "bart"]
+    cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases]
+    stem = f"quality{'_colin27' if args.data == 'colin27' else ''}{'_quick' if args.quick else ''}"
+    out = Path(args.out or f"benchmarks/results/{stem}")
     start_all = time.perf_counter()
     rec = Reconstructor(args.ckpt, device="cpu")
-    unet = load_unet(args.unet)
+    unet = load_unet(args.unet) if args.unet and Path(args.unet).is_file() else None
+    if args.unet and unet is None:
+        print(f"note: {args.unet} not found; the U-Net row is skipped", flush=True)
     grid = LAMBDAS_QUICK if args.quick else LAMBDAS_FULL
     lambdas: dict[str, float] = {}
     tuning: dict[str, Any] = {}
-    for variant in args.variants:
-        val_files = sorted((DATA / f"{variant}_val").glob("*.h5"))[: 1 if args.quick else 2]
-        for acc in args.accelerations:
-            val = [Case(f, [open_scan(f).num_slices // 2], acc, args.seed) for f in val_files]
-            for method in ("l1wavelet", "tv"):
-                lam, scores = tune_lambda(val, method, grid)
-                lambdas[f"{variant}:{acc}:{method}"] = lam
-                tuning[f"{variant}:{acc}:{method}"] = scores
-                print(f"tuned {variant} {acc}x {method}: lambda={lam}", flush=True)
+    for variant, acc in cases:
+        val = [Case(val_items(args.data, variant, n_val), [], acc, args.seed)]
+        for method in args.cs:
+            lam, scores = tune_lambda(val, method, grid)
+            lambdas[f"{variant}:{acc}:{method}"] = lam
+            tuning[f"{variant}:{acc}:{method}"] = scores
+            print(f"tuned {variant} {acc}x {method}: lambda={lam}", flush=True)
     rows: list[dict[str, Any]] = []
     example: dict[str, np.ndarray] = {}
-    for variant in args.variants:
-        for acc in args.accelerations:
-            case_rows, images = run_case(variant, acc, args, rec, unet, lambdas)
-            rows += case_rows
-            if variant == args.variants[-1] and acc == args.accelerations[-1]:
-                example = images
-    unet_meta = json.loads(Path(args.unet).with_suffix(".json").read_text())
+    for variant, acc in cases:
+        case_rows, images = run_case(variant, acc, args, rec, unet, lambdas)
+        rows += case_rows
+        example = images
+    unet_meta = json.loads(Path(args.unet).with_suffix(".json").read_text()) if unet is not None else None
     model_meta = {"path": str(rec.model.path), "sha256": rec.model.meta.get("sha256"),
                   "training": rec.model.meta.get("training", {})}
     machine = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
     header = (f"Reconstruction quality, {time.strftime('%Y-%m-%d')}, {machine}, "
               f"{time.perf_counter() - start_all:.0f} s in all{' (--quick)' if args.quick else ''}. "
-              f"Test: Colin27 (one subject, never trained on), {args.slices} central axial slices, 128x128, "
-              "**simulated k-space** (smooth random phase; multi-coil: 8 birdcage coils, coil maps (ESPIRiT, "
-              "JSENSE below 12 calibration lines) shared by CS and mridiff; 30 dB noise). Train: MNI152 templates "
-              "(population averages). 1D random masks, "
-              "centre fraction 0.08 (4x) / 0.04 (8x), one seeded mask per volume for every method. Metrics as "
-              "fastmri.evaluate (PSNR ± per-slice std, SSIM ± per-slice std). CS: sigpy, "
-              f"{CS_ITERS} iterations, lambda tuned on template validation slices. U-Net: fastmri.models.Unet, "
-              f"{unet_meta.get('steps')} steps in {unet_meta.get('train_seconds')} s, the same wall-clock budget "
-              "as the mridiff model. NFE = network evaluations per slice (all K samples).")
+              + describe(args, unet_meta))
     result = {"header": header, "args": vars(args), "lambdas": lambdas, "lambda_tuning": tuning,
               "unet": unet_meta, "mridiff_model": str(args.ckpt or "bundled"), "model_meta": model_meta,
               "rows": rows}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    out.with_suffix(".md").write_text(markdown(rows, header))
+    label = "Colin27" if args.data == "colin27" else "real (meningioma)"
+    out.with_suffix(".md").write_text(markdown(rows, header, label))
     if example:
         figure(example, len(example["target"]) // 2 if args.quick else 0, out.with_suffix(".png"))
-    print(markdown(rows, header))
+    print(markdown(rows, header, label))
 
 
 if __name__ == "__main__":

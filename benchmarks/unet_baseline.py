@@ -7,6 +7,8 @@ same training files, masks (kinds, accelerations, fastMRI centre fractions) and 
 ``configs/recon_tiny.yaml``, on full 128x128 slices. Weights are saved as safetensors plus a JSON config.
 
     OMP_NUM_THREADS=1 python benchmarks/unet_baseline.py --minutes 75 --out benchmarks/weights/unet_baseline
+    OMP_NUM_THREADS=1 python benchmarks/unet_baseline.py --config configs/recon_real.yaml --minutes 360 \
+        --batch 4 --out runs/unet_real/unet_real [--resume]      # the real-data baseline, CPU-time budget
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch.utils.data import DataLoader
 from mridiff.config import load_config
 from mridiff.io.figures import loss_curve_png
 from mridiff.tasks.registry import example_builder
-from mridiff.training.data import SliceDataset, list_files
+from mridiff.training.data import ImageBankDataset, SliceDataset, list_files
 
 
 def build(config: dict[str, Any]) -> Unet:
@@ -61,25 +63,59 @@ def unet_reconstruct(model: Unet, cond: torch.Tensor) -> torch.Tensor:
     return (out * std + mean).clamp_min(0)
 
 
-def train_unet(config_path: str, minutes: float, out: Path, chans: int, pools: int, batch: int, lr: float,
-               seed: int) -> dict[str, Any]:
-    """Train until ``minutes`` of wall clock have passed; write weights, config and a loss CSV."""
-    cfg = load_config(config_path)
-    torch.manual_seed(seed)
+def training_data(cfg_path: str, seed: int, patch: int | None) -> tuple[Any, list[str]]:
+    """The same examples mridiff trains on: the image bank (simulated on the fly) or the config's HDF5 files."""
+    cfg = load_config(cfg_path)
+    make = example_builder(cfg)
+    if cfg.data.images:
+        d = cfg.data
+        bank = ImageBankDataset(d.images, make, seed=seed, patch=patch, remap=d.intensity_remap,
+                                geometry=d.geometry, coils=tuple(d.sim_coils), snr_db=(d.sim_snr_db[0],
+                                                                                        d.sim_snr_db[-1]))
+        return bank, [d.images]
     files = list_files(cfg.data.root, cfg.data.train_list, cfg.data.challenge)
     for extra in cfg.data.extra_roots:
         files += list_files(extra, None, cfg.data.challenge)
-    data = SliceDataset(files, example_builder(cfg), seed=seed, patch=None)
-    loader = DataLoader(data, batch_size=batch, shuffle=True, drop_last=True, num_workers=1, persistent_workers=True)
+    return SliceDataset(files, make, seed=seed, patch=patch), [str(f) for f in files]
+
+
+def save_state(path: Path, model: Unet, opt: torch.optim.Optimizer, step: int, cpu_seconds: float) -> None:
+    """Training state for --resume (tensors and numbers only: loads with weights_only=True), written atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "cpu_seconds": cpu_seconds},
+               tmp)
+    os.replace(tmp, path)
+
+
+def train_unet(config_path: str, minutes: float, out: Path, chans: int, pools: int, batch: int, lr: float,
+               seed: int, patch: int | None = None, resume: bool = False, ckpt_every: int = 50) -> dict[str, Any]:
+    """Train until ``minutes`` of CPU time (this process, all threads) have been spent; write weights, config, log.
+
+    CPU time rather than wall clock, so that a run sharing a core with other work gets the same budget as
+    mridiff's model on a dedicated core. Data are built in this process (no loader workers), so they count too.
+    """
+    torch.manual_seed(seed)
+    data, files = training_data(config_path, seed, patch)
+    loader = DataLoader(data, batch_size=batch, shuffle=True, drop_last=True, num_workers=0)
     model = build({"chans": chans, "num_pool_layers": pools}).train()
     opt = torch.optim.RMSprop(model.parameters(), lr=lr, weight_decay=0.0)
     out.parent.mkdir(parents=True, exist_ok=True)
     log_path = out.with_name(out.name + "_loss.csv")
-    start, step = time.perf_counter(), 0
-    with log_path.open("w", newline="") as fh:
+    state_path = out.with_name(out.name + "_state.pt")
+    step, spent = 0, 0.0
+    if resume:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, spent = int(state["step"]), float(state["cpu_seconds"])
+    elif log_path.exists():
+        raise SystemExit(f"error: {log_path}: a previous run exists; pass --resume or choose --out")
+    start = time.process_time() - spent
+    with log_path.open("a", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["step", "seconds", "l1"])
-        while time.perf_counter() - start < minutes * 60:
+        if not resume:
+            writer.writerow(["step", "seconds", "l1"])
+        while time.process_time() - start < minutes * 60:
             for batch_ex in loader:
                 x, mean, std = _normalise(batch_ex["cond"].abs())
                 y = ((batch_ex["target"].abs() - mean) / (std + 1e-11)).clamp(-6, 6)
@@ -89,13 +125,16 @@ def train_unet(config_path: str, minutes: float, out: Path, chans: int, pools: i
                 opt.step()
                 step += 1
                 if step % 10 == 0:
-                    writer.writerow([step, round(time.perf_counter() - start, 1), float(loss)])
+                    writer.writerow([step, round(time.process_time() - start, 1), loss.item()])
                     fh.flush()
-                if time.perf_counter() - start >= minutes * 60:
+                if step % ckpt_every == 0:
+                    save_state(state_path, model, opt, step, time.process_time() - start)
+                if time.process_time() - start >= minutes * 60:
                     break
+    save_state(state_path, model, opt, step, time.process_time() - start)
     config = {"chans": chans, "num_pool_layers": pools, "steps": step, "batch_size": batch, "lr": lr,
-              "train_seconds": round(time.perf_counter() - start, 1), "data_config": config_path,
-              "files": [str(f) for f in files], "threads": torch.get_num_threads(),
+              "patch": patch, "train_seconds": round(time.process_time() - start, 1), "budget": "CPU seconds",
+              "data_config": config_path, "files": files, "threads": torch.get_num_threads(),
               "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
               "date": time.strftime("%Y-%m-%d")}
     tmp = out.with_name(out.name + ".tmp.safetensors")
@@ -117,7 +156,9 @@ def write_loss_png(log_path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", default="configs/recon_tiny.yaml", help="data and mask settings to share")
-    p.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
+    p.add_argument("--minutes", type=float, required=True, help="CPU-time training budget (cumulative with --resume)")
+    p.add_argument("--patch", type=int, default=None, help="random square crops (default: full slices, fastMRI)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT_state.pt")
     p.add_argument("--out", default="benchmarks/weights/unet_baseline", help="output stem (.safetensors/.json)")
     p.add_argument("--chans", type=int, default=16, help="16: 1.9 M parameters, close to mridiff's 2.2 M")
     p.add_argument("--pools", type=int, default=4)
@@ -126,7 +167,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     info = train_unet(args.config, args.minutes, Path(args.out), args.chans, args.pools, args.batch, args.lr,
-                      args.seed)
+                      args.seed, args.patch, args.resume)
     print(json.dumps(info, indent=2))
 
 

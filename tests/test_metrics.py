@@ -38,3 +38,22 @@ def test_uncertainty_calibration_detects_informative_std() -> None:
     assert good["spearman"] > 0.3 and 0.9 < good["coverage_2sigma"] <= 1.0
     bad = uncertainty_calibration(gt, mean, rng.permutation(sd.ravel()).reshape(sd.shape))
     assert abs(bad["spearman"]) < 0.1
+
+
+def test_box_metrics_only_see_the_box() -> None:
+    from mridiff.metrics import box_metrics, grow_box
+
+    rng = np.random.default_rng(0)
+    gt = rng.random((2, 40, 40)).astype(np.float32)
+    pred = gt.copy()
+    pred[:, :, 30:] += 0.5  # error outside the boxes
+    boxes: list[list[int] | None] = [[5, 5, 25, 25], None]
+    m = box_metrics(gt, pred, boxes)
+    assert m["box_PSNR"] == float("inf") and m["box_SSIM"] == 1.0 and m["box_slices"] == 1
+    pred[0, 10, 10] += 0.1
+    m = box_metrics(gt, pred, boxes)
+    expected = 10 * np.log10(float(gt.max()) ** 2 / (0.1**2 / 400))
+    assert abs(m["box_PSNR"] - expected) < 1e-3 and m["box_SSIM"] < 1.0
+    assert np.isnan(box_metrics(gt, pred, [None, None])["box_PSNR"])
+    assert grow_box([10, 10, 12, 12], 16, (40, 40)) == (3, 3, 19, 19)
+    assert grow_box([0, 36, 2, 40], 16, (40, 40)) == (0, 24, 16, 40)

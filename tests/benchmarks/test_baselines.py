@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.quality import Case, cs_recon, tune_lambda
+from benchmarks.bart import bart_available, bart_pics, read_cfl, write_cfl
+from benchmarks.quality import Case, by_number, cs_recon, evenly_spaced, tune_lambda
 from benchmarks.unet_baseline import load_unet, train_unet, unet_reconstruct
 from mridiff.metrics import psnr
 from mridiff.tasks.recon import build_problem
@@ -55,3 +56,45 @@ def test_unet_baseline_trains_and_reloads(tiny_dataset: dict[str, Path], tmp_pat
     cond = torch.randn(2, 32, 32, dtype=torch.complex64)
     out = unet_reconstruct(model, cond)
     assert out.shape == (2, 32, 32) and torch.isfinite(out).all() and (out >= 0).all()
+
+
+def test_unet_baseline_resumes_on_cpu_time(tiny_dataset: dict[str, Path], tmp_path: Path) -> None:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"task: recon\ndata:\n  root: {tiny_dataset['singlecoil']}\nmasks:\n  accelerations: [4]\n"
+                   "  kinds: [random]\n")
+    stem = tmp_path / "unet"
+    first = train_unet(str(cfg), 0.02, stem, chans=4, pools=2, batch=2, lr=1e-3, seed=0, ckpt_every=1)
+    with pytest.raises(SystemExit, match="pass --resume"):
+        train_unet(str(cfg), 0.02, stem, chans=4, pools=2, batch=2, lr=1e-3, seed=0)
+    second = train_unet(str(cfg), 0.04, stem, chans=4, pools=2, batch=2, lr=1e-3, seed=0, resume=True)
+    assert second["steps"] > first["steps"] and second["train_seconds"] >= 0.04 * 60
+    state = torch.load(stem.with_name("unet_state.pt"), weights_only=True)
+    assert state["step"] == second["steps"]
+
+
+@pytest.mark.skipif(not bart_available(), reason="bart (Debian package) not installed")
+def test_bart_pics_matches_fastmri_conventions() -> None:
+    from mridiff.data.simulate import simulate_kspace
+    from tests.helpers import head_volume
+
+    img = head_volume((32, 32, 3), 0)[:, :, 1]
+    img = img / img.max()
+    single = simulate_kspace(img, 1, np.random.default_rng(0))
+    np.testing.assert_allclose(bart_pics(single.kspace, None, 1e-6, 30), single.image, atol=1e-4)
+    multi = simulate_kspace(img, 4, np.random.default_rng(1))
+    np.testing.assert_allclose(np.abs(bart_pics(multi.kspace, multi.sens, 1e-6, 30)), img, atol=1e-4)
+
+
+def test_cfl_round_trip(tmp_path: Path) -> None:
+    arr = (np.arange(24).reshape(2, 3, 4) + 1j).astype(np.complex64)
+    write_cfl(tmp_path / "a", arr)
+    np.testing.assert_array_equal(read_cfl(tmp_path / "a"), arr)
+    assert (tmp_path / "a.hdr").read_text().splitlines()[1].split()[:4] == ["2", "3", "4", "1"]
+
+
+def test_real_test_slices_are_spread_over_the_numbers(tmp_path: Path) -> None:
+    files = sorted([tmp_path / f"meningioma_{i}.h5" for i in (1, 2, 10, 100, 3, 20)], key=by_number)
+    assert [f.name for f in files][:3] == ["meningioma_1.h5", "meningioma_2.h5", "meningioma_3.h5"]
+    picks = evenly_spaced(files, 3)
+    assert [p.name for p in picks] == ["meningioma_1.h5", "meningioma_3.h5", "meningioma_100.h5"]
+    assert evenly_spaced(files, 10) == files
