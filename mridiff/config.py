@@ -38,6 +38,8 @@ class DataConfig:
         geometry: random flips, small rotations and zoom before simulation (image bank).
         sim_coils: coil counts drawn per example for the image bank (1 = single-coil).
         sim_snr_db: ``[low, high]`` range of the simulated SNR in dB, drawn uniformly per example.
+        image_size: resample the bank's images to this side first (area mean for a factor of 2), e.g. 128 for a
+            full-slice generative model that a CPU can train.
 
     """
 
@@ -53,6 +55,7 @@ class DataConfig:
     geometry: bool = False
     sim_coils: list[int] = field(default_factory=lambda: [1, 8])
     sim_snr_db: list[float] = field(default_factory=lambda: [25.0, 40.0])
+    image_size: int | None = None
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from mridiff.config import RunConfig, config_from_dict
 from mridiff.models.unet import UNetConfig
@@ -36,3 +37,16 @@ def head_volume(shape: tuple[int, int, int], seed: int) -> np.ndarray:
     vol = np.where((x / 0.8) ** 2 + (y / 0.7) ** 2 + (z / 1.6) ** 2 < 1, 1.0, 0.0)
     vol *= 80 + 30 * np.cos(5 * x + rng.uniform(0, 3)) * np.sin(4 * y)
     return vol.astype(np.float32)
+
+
+def fake_cheng_source(root: Path, per_folder: int = 10, side: int = 64) -> Path:
+    """Three tumour folders of numbered JPEGs (with box files), numbers unique across folders like the release."""
+    number = 1
+    for folder, label in (("meningioma", 1), ("glioma", 2), ("pituitary", 0)):
+        (root / folder).mkdir(parents=True)
+        for _ in range(per_folder):
+            img = head_volume((side, side, 3), number)[:, :, 1]
+            Image.fromarray((255 * img / img.max()).astype(np.uint8)).save(root / folder / f"{number}.jpg")
+            (root / folder / f"{number}.txt").write_text(f"{label} 0.5 0.25 0.2 0.1\n")
+            number += 1
+    return root

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from skimage.transform import resize
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from mridiff.config import RunConfig
@@ -115,6 +116,14 @@ def random_crop(example: Example, patch: int | None, rng: np.random.Generator) -
     return {k: v[..., top : top + size_h, left : left + size_w] for k, v in example.items()}
 
 
+def resample(img: np.ndarray, size: int) -> np.ndarray:
+    """``img`` at ``size x size``: the mean of 2x2 blocks for an exact halving, else an anti-aliased resize."""
+    h, w = img.shape
+    if h == w == 2 * size:
+        return img.reshape(size, 2, size, 2).mean(axis=(1, 3))
+    return resize(img, (size, size), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+
+
 class ImageBankDataset(Dataset[Example]):
     """Training examples from an image bank of real magnitude slices, with k-space simulated on the fly.
 
@@ -132,11 +141,12 @@ class ImageBankDataset(Dataset[Example]):
         geometry: random flips, rotation and zoom.
         coils: coil counts to draw from.
         snr_db: ``(low, high)`` SNR range in dB.
+        size: resample the images to ``size x size`` first (``None``: as stored).
     """
 
     def __init__(self, path: str | Path, make_example: ExampleFn, seed: int = 0, patch: int | None = None, *,
                  remap: bool = False, geometry: bool = False, coils: tuple[int, ...] = (1, 8),
-                 snr_db: tuple[float, float] = (25.0, 40.0)) -> None:
+                 snr_db: tuple[float, float] = (25.0, 40.0), size: int | None = None) -> None:
         self.path = Path(path)
         try:
             with h5py.File(self.path, "r") as fh:
@@ -148,6 +158,7 @@ class ImageBankDataset(Dataset[Example]):
         self.make_example, self.seed, self.patch = make_example, seed, patch
         self.remap, self.geometry = remap, geometry
         self.coils, self.snr_db = tuple(coils), (float(snr_db[0]), float(snr_db[-1]))
+        self.size = size
         self._rng: np.random.Generator | None = None
 
     def __len__(self) -> int:
@@ -155,8 +166,8 @@ class ImageBankDataset(Dataset[Example]):
 
     @property
     def image_size(self) -> list[int]:
-        """The matrix of the bank's images."""
-        return list(self.shape[1:])
+        """The matrix of the training images (after ``size``)."""
+        return [self.size, self.size] if self.size else list(self.shape[1:])
 
     def _generator(self) -> np.random.Generator:
         if self._rng is None:
@@ -169,6 +180,8 @@ class ImageBankDataset(Dataset[Example]):
     def __getitem__(self, idx: int) -> Example:
         with h5py.File(self.path, "r") as fh:
             img = np.asarray(fh["images"][idx], dtype=np.float32) / self.scale
+        if self.size and img.shape != (self.size, self.size):
+            img = resample(img, self.size)
         rng = self._generator()
         if self.geometry:
             img = random_geometry(img, rng)
@@ -216,7 +229,8 @@ class SliceDataModule(pl.LightningDataModule):
         if data.images:
             self.train_set = ImageBankDataset(
                 data.images, self.make_example, self.cfg.train.seed, data.patch, remap=data.intensity_remap,
-                geometry=data.geometry, coils=tuple(data.sim_coils), snr_db=(data.sim_snr_db[0], data.sim_snr_db[-1]))
+                geometry=data.geometry, coils=tuple(data.sim_coils), snr_db=(data.sim_snr_db[0], data.sim_snr_db[-1]),
+                size=data.image_size)
         else:
             files = list_files(data.root, data.train_list, data.challenge)
             for extra in data.extra_roots:

@@ -12,20 +12,7 @@ from fastmri.data import SliceDataset
 from PIL import Image
 
 from data_prep.cheng import load_slice, main, make_split, read_box
-from tests.helpers import head_volume
-
-
-def fake_source(root: Path, per_folder: int = 10, side: int = 64) -> Path:
-    """Three tumour folders of numbered JPEGs (with box files), numbers unique across folders like the release."""
-    number = 1
-    for folder, label in (("meningioma", 1), ("glioma", 2), ("pituitary", 0)):
-        (root / folder).mkdir(parents=True)
-        for _ in range(per_folder):
-            img = head_volume((side, side, 3), number)[:, :, 1]
-            Image.fromarray((255 * img / img.max()).astype(np.uint8)).save(root / folder / f"{number}.jpg")
-            (root / folder / f"{number}.txt").write_text(f"{label} 0.5 0.25 0.2 0.1\n")
-            number += 1
-    return root
+from tests.helpers import fake_cheng_source as fake_source
 
 
 def test_split_follows_the_data_readme(tmp_path: Path) -> None:
