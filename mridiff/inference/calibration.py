@@ -1,0 +1,156 @@
+"""Calibrated uncertainty: split conformal prediction on the per-pixel std of K diffusion samples.
+
+K posterior samples give a per-pixel std, but on their own such maps are over-confident (a few samples of an
+imperfect prior spread too little). Split conformal prediction (Angelopoulos & Bates, 2021) turns them into
+intervals with a stated coverage: on calibration scans with a known truth, the score of a pixel is
+``|truth - mean| / (std + eps)``; the ``ceil((n + 1) q) / n`` empirical quantile ``s_q`` of the scores makes
+``mean ± s_q (std + eps)`` cover the truth for a fraction ``>= q`` of the pixels of a new scan drawn like the
+calibration scans (marginal coverage over pixels of exchangeable scans).
+
+What it does not promise: coverage of any single pixel, or of a scan unlike the calibration data (another
+anatomy, contrast, noise level, acceleration or mask). Hence one quantile per *mode* (single/multi-coil,
+acceleration, data-consistency kind, K), and a warning when a mode has no entry.
+
+Scores are taken over the object's pixels only (the mean above ``FOREGROUND`` of its 99th percentile): in the
+background truth and samples are both near zero and would fill the quantile with trivially covered pixels.
+``eps`` is ``EPS_FRACTION`` of the mean's 99th percentile, so that pixels where all K samples agree still get an
+interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+FOREGROUND = 0.05
+EPS_FRACTION = 0.01
+DEFAULT_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+def mode_key(multicoil: bool, acceleration: float | None, dc: str, samples: int) -> str:
+    """The calibration-table key of a reconstruction setting, e.g. ``singlecoil:4x:hard:K4``."""
+    acc = "unknown" if acceleration is None else f"{float(acceleration):g}x"
+    return f"{'multicoil' if multicoil else 'singlecoil'}:{acc}:{dc}:K{samples}"
+
+
+def scale_of(mean: np.ndarray) -> np.ndarray:
+    """Per-slice 99th percentile of the mean magnitude, shape (S, 1, 1) (the reference for ``eps`` and masks)."""
+    vol = np.asarray(mean, dtype=np.float64)
+    vol = vol[None] if vol.ndim == 2 else vol
+    ref = np.percentile(vol.reshape(vol.shape[0], -1), 99, axis=1)
+    return np.where(ref > 0, ref, 1.0)[:, None, None]
+
+
+def foreground(mean: np.ndarray) -> np.ndarray:
+    """Boolean (S, H, W) mask of the object: the mean above ``FOREGROUND`` of its slice's 99th percentile."""
+    vol = np.asarray(mean, dtype=np.float64)
+    vol = vol[None] if vol.ndim == 2 else vol
+    return vol > FOREGROUND * scale_of(vol)
+
+
+def scores(truth: np.ndarray, mean: np.ndarray, std: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Conformal scores ``|truth - mean| / (std + eps)`` of the pixels in ``mask`` (default: the foreground)."""
+    t, m, s = (np.asarray(a, dtype=np.float64) for a in (truth, mean, std))
+    if m.ndim == 2:
+        t, m, s = t[None], m[None], s[None]
+    eps = EPS_FRACTION * scale_of(m)
+    score = np.abs(t - m) / (s + eps)
+    keep = foreground(m) if mask is None else np.asarray(mask, dtype=bool).reshape(score.shape)
+    return score[keep]
+
+
+def conformal_quantile(values: np.ndarray, level: float) -> float:
+    """The split-conformal quantile: the ``ceil((n + 1) level)``-th smallest score (``inf`` if that exceeds n).
+
+    Raises:
+        ValueError: if ``level`` is not in (0, 1) or there are no scores.
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"coverage level must be in (0, 1), got {level}")
+    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    if v.size == 0:
+        raise ValueError("no calibration scores (empty foreground?)")
+    rank = math.ceil((v.size + 1) * level)
+    return float("inf") if rank > v.size else float(v[rank - 1])
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A calibrated interval for a reconstruction.
+
+    Attributes:
+        std_calibrated: ``q (std + eps)``: the half-width of the interval, float32 (S, H, W).
+        lower: ``max(mean - half-width, 0)`` (magnitudes are non-negative).
+        upper: ``mean + half-width``.
+        level: nominal coverage.
+        quantile: the conformal quantile ``q`` used.
+    """
+
+    std_calibrated: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    level: float
+    quantile: float
+
+
+def interval(mean: np.ndarray, std: np.ndarray, quantile: float, level: float) -> Interval:
+    """The calibrated interval ``mean ± quantile (std + eps)`` (see the module docstring for the guarantee)."""
+    m = np.asarray(mean, dtype=np.float64)
+    s = np.asarray(std, dtype=np.float64)
+    squeeze = m.ndim == 2
+    if squeeze:
+        m, s = m[None], s[None]
+    half = quantile * (s + EPS_FRACTION * scale_of(m))
+    out = [half, np.maximum(m - half, 0.0), m + half]
+    if squeeze:
+        out = [a[0] for a in out]
+    half_f, lo, hi = (a.astype(np.float32) for a in out)
+    return Interval(std_calibrated=half_f, lower=lo, upper=hi, level=level, quantile=quantile)
+
+
+def coverage(truth: np.ndarray, lower: np.ndarray, upper: np.ndarray, mask: np.ndarray) -> float:
+    """Fraction of the pixels in ``mask`` whose truth lies in ``[lower, upper]``."""
+    t = np.asarray(truth)
+    inside = (t >= lower) & (t <= upper)
+    keep = np.asarray(mask, dtype=bool).reshape(inside.shape)
+    return float(inside[keep].mean()) if keep.any() else float("nan")
+
+
+def build_table(mode_scores: dict[str, np.ndarray], levels: tuple[float, ...] = DEFAULT_LEVELS,
+                slices: dict[str, int] | None = None) -> dict[str, dict[str, object]]:
+    """The calibration table stored in a model's metadata: per mode, the quantile per level and the sample size."""
+    table: dict[str, dict[str, object]] = {}
+    for key, vals in mode_scores.items():
+        table[key] = {"quantiles": {f"{lvl:g}": conformal_quantile(vals, lvl) for lvl in levels},
+                      "pixels": int(np.asarray(vals).size), "slices": (slices or {}).get(key)}
+    return table
+
+
+def lookup(table: dict[str, dict[str, object]] | None, key: str, level: float) -> float | None:
+    """The quantile for ``key`` at ``level`` from a stored table, or ``None`` when the mode or level is missing."""
+    if not table or key not in table:
+        return None
+    quantiles = table[key].get("quantiles")
+    if not isinstance(quantiles, dict):
+        return None
+    value = quantiles.get(f"{level:g}")
+    return None if value is None else float(value)
+
+
+def risk_score(std_calibrated: np.ndarray, mean: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """Per-slice hallucination risk: the fraction of object pixels with a wide calibrated interval.
+
+    A pixel counts when its half-width exceeds ``threshold`` of the slice's 99th percentile: there the measured
+    data do not pin the image down, and the prior fills it in.
+    """
+    half = np.asarray(std_calibrated, dtype=np.float64)
+    m = np.asarray(mean, dtype=np.float64)
+    if m.ndim == 2:
+        half, m = half[None], m[None]
+    wide = half > threshold * scale_of(m)
+    fg = foreground(m)
+    counts = fg.reshape(fg.shape[0], -1).sum(axis=1)
+    frac = (wide & fg).reshape(fg.shape[0], -1).sum(axis=1) / np.maximum(counts, 1)
+    return frac.astype(np.float64)

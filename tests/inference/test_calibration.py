@@ -1,0 +1,81 @@
+"""Split conformal calibration of the per-pixel std: nominal coverage on exchangeable data, and not otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mridiff.inference.calibration import (
+    build_table,
+    conformal_quantile,
+    coverage,
+    foreground,
+    interval,
+    lookup,
+    mode_key,
+    risk_score,
+    scores,
+)
+
+
+def synthetic(rng: np.random.Generator, n: int, error_scale: float = 1.0) -> tuple[np.ndarray, ...]:
+    """Slices whose truth deviates from the mean by error_scale x std x a t-distributed (heavy-tailed) variable."""
+    mean = rng.uniform(0.5, 1.0, (n, 32, 32))
+    std = rng.uniform(0.02, 0.2, (n, 32, 32))
+    truth = mean + error_scale * std * rng.standard_t(5, size=mean.shape)
+    return truth, mean, std
+
+
+@pytest.mark.parametrize("level", [0.5, 0.9, 0.95])
+def test_conformal_quantile_gives_nominal_coverage_on_exchangeable_data(level: float) -> None:
+    rng = np.random.default_rng(0)
+    truth, mean, std = synthetic(rng, 20)
+    q = conformal_quantile(scores(truth, mean, std), level)
+    t2, m2, s2 = synthetic(rng, 20)
+    iv = interval(m2, s2, q, level)
+    observed = coverage(t2, iv.lower, iv.upper, foreground(m2))
+    n = t2.size
+    assert abs(observed - level) < 4 * np.sqrt(level * (1 - level) / n) + 1e-3
+
+
+def test_coverage_fails_when_test_errors_are_larger_than_calibration() -> None:
+    rng = np.random.default_rng(1)
+    truth, mean, std = synthetic(rng, 10)
+    q = conformal_quantile(scores(truth, mean, std), 0.9)
+    t2, m2, s2 = synthetic(rng, 10, error_scale=2.0)
+    iv = interval(m2, s2, q, 0.9)
+    assert coverage(t2, iv.lower, iv.upper, foreground(m2)) < 0.75
+
+
+def test_quantile_rank_and_errors() -> None:
+    vals = np.arange(1, 11, dtype=float)  # n = 10
+    assert conformal_quantile(vals, 0.5) == 6.0  # ceil(11 * 0.5) = 6th smallest
+    assert conformal_quantile(vals, 0.95) == float("inf")  # ceil(11 * 0.95) = 11 > n
+    with pytest.raises(ValueError, match="in \\(0, 1\\)"):
+        conformal_quantile(vals, 1.0)
+    with pytest.raises(ValueError, match="no calibration scores"):
+        conformal_quantile(np.array([]), 0.9)
+
+
+def test_table_lookup_and_mode_keys() -> None:
+    rng = np.random.default_rng(2)
+    truth, mean, std = synthetic(rng, 2)
+    key = mode_key(False, 4, "hard", 4)
+    assert key == "singlecoil:4x:hard:K4"
+    assert mode_key(True, None, "soft", 2) == "multicoil:unknown:soft:K2"
+    table = build_table({key: scores(truth, mean, std)}, levels=(0.9,), slices={key: 2})
+    assert table[key]["slices"] == 2 and table[key]["pixels"] == truth.size
+    assert lookup(table, key, 0.9) == table[key]["quantiles"]["0.9"]  # type: ignore[index]
+    assert lookup(table, key, 0.8) is None and lookup(table, "multicoil:8x:hard:K4", 0.9) is None
+    assert lookup(None, key, 0.9) is None
+
+
+def test_interval_is_non_negative_and_risk_grows_with_width() -> None:
+    mean = np.zeros((1, 8, 8))
+    mean[0, 2:6, 2:6] = 1.0
+    std = np.full_like(mean, 0.01)
+    narrow = interval(mean, std, 1.0, 0.9)
+    assert (narrow.lower >= 0).all() and (narrow.upper >= mean).all()
+    assert risk_score(narrow.std_calibrated, mean)[0] == 0.0
+    wide = interval(mean, std * 50, 1.0, 0.9)
+    assert risk_score(wide.std_calibrated, mean)[0] == 1.0
