@@ -79,3 +79,19 @@ def test_interval_is_non_negative_and_risk_grows_with_width() -> None:
     assert risk_score(narrow.std_calibrated, mean)[0] == 0.0
     wide = interval(mean, std * 50, 1.0, 0.9)
     assert risk_score(wide.std_calibrated, mean)[0] == 1.0
+
+
+def test_calibrate_model_builds_a_table_from_validation_files(tiny_recon_model: Path,
+                                                              tiny_dataset: dict[str, Path]) -> None:
+    from mridiff.inference.calibration import Mode, calibrate_model
+    from mridiff.inference.reconstruct import Reconstructor
+
+    rec = Reconstructor(tiny_recon_model, device="cpu")
+    files = {False: sorted(tiny_dataset["singlecoil"].glob("*.h5"))[:1]}
+    out = calibrate_model(rec, files, [Mode(False, 4, "hard", 2)], steps=2, levels=(0.9,))
+    entry = out["table"]["singlecoil:4x:hard:K2"]
+    assert entry["slices"] >= 1 and entry["pixels"] > 0
+    assert 0 < entry["quantiles"]["0.9"] < float("inf")
+    assert out["steps"] == 2 and out["files"] == [files[False][0].name]
+    with pytest.raises(ValueError, match="no calibration files"):
+        calibrate_model(rec, files, [Mode(True, 4, "hard", 2)], steps=2)
