@@ -96,6 +96,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     export_half: bool = False
     min_snr_gamma: float | None = None  # None: L_simple; a number: min-SNR-gamma weighting (Hang et al. 2023)
+    # An exported model (.safetensors) to continue from in a new run: its EMA weights start the network and the
+    # EMA, and its training totals (steps, seconds) carry over into the new model card. Small enough to commit
+    # between sessions, unlike a full training checkpoint.
+    init_from: str | None = None
 
 
 @dataclass

@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.train.max_steps = args.max_steps
     if args.max_minutes:
         cfg.train.max_minutes = args.max_minutes
+    if args.init_from:
+        cfg.train.init_from = args.init_from
     devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
     out = train(cfg, devices=devices, num_nodes=args.num_nodes, accelerator=args.accelerator,
                 resume=args.resume, progress=not args.no_progress)
@@ -101,5 +103,7 @@ def register(sub: Any) -> None:
     p.add_argument("--max-steps", type=positive_int)
     p.add_argument("--max-minutes", type=float)
     p.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoints/last.ckpt")
+    p.add_argument("--init-from", metavar="MODEL.safetensors",
+                   help="start a new run from an exported model's weights; its training totals carry over")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)

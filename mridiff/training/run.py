@@ -17,13 +17,13 @@ from typing import Any
 import h5py
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, Timer
 
 from mridiff.config import RunConfig
 from mridiff.data.fastmri_h5 import open_scan
 from mridiff.errors import InputError
 from mridiff.tasks.registry import example_builder
-from mridiff.training.checkpoint import SafeCheckpointIO, export_model, safe_torch_load
+from mridiff.training.checkpoint import SafeCheckpointIO, export_model, load_exported, safe_torch_load
 from mridiff.training.data import SliceDataModule, list_files
 from mridiff.training.module import DiffusionModule
 
@@ -112,20 +112,49 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
     make_example = example_builder(cfg)
     dm = SliceDataModule(cfg, make_example)
     module = DiffusionModule(cfg)
+    prior = continue_from(module, cfg, load_weights=not resume)
     history = LossHistory()
     callbacks: list[Callback] = [history, PeriodicValidation(cfg.train.val_every), FinalCheckpoint(last)]
     trainer = build_trainer(cfg, devices, num_nodes, accelerator, strategy, callbacks, progress)
     start = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None, weights_only=True)
     elapsed = time.time() - start
+    timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer)]  # type: ignore[attr-defined]
+    if timers:  # Lightning's timer is restored on --resume, so it counts every invocation of this run
+        elapsed = float(timers[0].time_elapsed("train"))
     if not trainer.is_global_zero:
         return None
     image_size = dm.train_set.image_size if dm.train_set else None
     meta = model_meta(cfg, module, trainer.global_step, elapsed, image_size, history.history[-50:])
+    meta["training"]["totals"] = {
+        "steps": prior["steps"] + trainer.global_step, "seconds": round(prior["seconds"] + elapsed, 1),
+        "continued_from": prior.get("sha256"),
+    }
     out = export_model(module.ema.module, meta, Path(cfg.out_dir) / "model.safetensors", overwrite=True,
                        half=cfg.train.export_half)
     write_loss_log(history.history, Path(cfg.out_dir))
     return out
+
+
+def continue_from(module: DiffusionModule, cfg: RunConfig, load_weights: bool) -> dict[str, Any]:
+    """Apply ``train.init_from``: load its EMA weights (unless resuming) and return its training totals.
+
+    Raises:
+        InputError: if the model is missing, damaged, for another task or of another network size.
+    """
+    if not cfg.train.init_from:
+        return {"steps": 0, "seconds": 0.0}
+    weights, meta = load_exported(cfg.train.init_from, expect_task=cfg.task)
+    if meta.get("model") != module.net.config.to_dict():
+        raise InputError(cfg.train.init_from, "train.init_from has another network size than the config's model",
+                         "continue with the config the model was trained with")
+    if load_weights:
+        module.net.load_state_dict(weights)
+        module.ema.module.load_state_dict(weights)
+    training = meta.get("training", {})
+    totals = training.get("totals") or {"steps": training.get("global_step") or 0,
+                                        "seconds": training.get("seconds") or 0.0}
+    return {"steps": int(totals["steps"]), "seconds": float(totals["seconds"]), "sha256": meta.get("sha256")}
 
 
 def model_meta(cfg: RunConfig, module: DiffusionModule, global_step: int, seconds: float | None,

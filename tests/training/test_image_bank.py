@@ -113,3 +113,31 @@ def test_out_of_domain_warning_uses_the_trained_range_and_never_echoes_headers(t
     text = " ".join(str(w.message) for w in record)
     assert "outside the model's training range" in text and "T1-weighted" in text
     assert "Jane" not in text and "AXT2" not in text
+
+
+def test_init_from_an_exported_model_carries_weights_and_totals(tiny_dataset: dict[str, Path],
+                                                                tmp_path: Path) -> None:
+    from mridiff.errors import InputError
+    from mridiff.training.checkpoint import load_exported
+    from mridiff.training.module import DiffusionModule
+    from mridiff.training.run import continue_from
+    from tests.helpers import tiny_config
+
+    first = train(tiny_config(tiny_dataset["singlecoil"], tmp_path / "a"), accelerator="cpu", progress=False)
+    assert first is not None
+    cfg = tiny_config(tiny_dataset["singlecoil"], tmp_path / "b")
+    cfg.train.init_from = str(first)
+    module = DiffusionModule(cfg)
+    prior = continue_from(module, cfg, load_weights=True)
+    weights, meta = load_exported(first)
+    for key, value in module.net.state_dict().items():
+        torch.testing.assert_close(value, weights[key])
+    assert prior["steps"] == 2 and prior["sha256"] == meta["sha256"]
+    second = train(cfg, accelerator="cpu", progress=False)
+    assert second is not None
+    totals = json.loads(second.with_suffix(".json").read_text())["training"]["totals"]
+    assert totals["steps"] == 4 and totals["continued_from"] == meta["sha256"]
+    other = config_from_dict({**cfg.to_dict(), "model": {**TINY_MODEL, "channels": [4, 8]}})
+    other.train.init_from = str(first)
+    with pytest.raises(InputError, match="another network size"):
+        continue_from(DiffusionModule(other), other, load_weights=True)
