@@ -216,7 +216,9 @@ def export_checkpoint(ckpt_path: Path, out: Path, overwrite: bool = False) -> Pa
             image_size = [int(v) for v in fh["images"].shape[1:]]
     elif Path(cfg.data.root).is_dir():
         image_size = list(open_scan(list_files(cfg.data.root)[0]).encoded_size)
-    meta = model_meta(cfg, module, int(state["global_step"]), None, image_size, [])
+    timer = state.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {})
+    seconds = float(timer["train"]) if "train" in timer else None
+    meta = model_meta(cfg, module, int(state["global_step"]), seconds, image_size, [])
     return export_model(module.ema.module, meta, out, overwrite=overwrite, half=cfg.train.export_half)
 
 
