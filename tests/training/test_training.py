@@ -69,3 +69,17 @@ def test_ddp_two_cpu_processes_match_single_process_gradients(tiny_dataset: dict
     diff = float(result.stdout.split("max grad difference")[1].split()[0])
     assert diff < 1e-6
     assert "lightning ddp_spawn global_step 2" in result.stdout
+
+
+def test_export_of_a_training_checkpoint_keeps_steps_and_time(tiny_dataset: dict[str, Path], tmp_path: Path) -> None:
+    import json
+
+    from mridiff.cli import main
+
+    cfg = tiny_config(tiny_dataset["singlecoil"], tmp_path / "run", max_minutes=5.0)
+    train(cfg, accelerator="cpu", progress=False)
+    out = tmp_path / "exported" / "m.safetensors"
+    assert main(["export", str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "--out", str(out)]) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["training"]["global_step"] == 2 and meta["training"]["seconds"] > 0
+    assert main(["export", str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "--out", str(out)]) != 0
