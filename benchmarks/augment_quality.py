@@ -17,7 +17,9 @@
   contrast-structure only below the coarsest level; using full SSIM at every level is a documented simplification.)
 * Memorisation: ``mridiff.inference.audit`` against the training slices, at its default thresholds.
 
-    python benchmarks/augment_quality.py                 # 16 samples, 20 DDIM steps: ~3-5 minutes on one core
+    python benchmarks/augment_quality.py --ckpt runs/augment_real/model.safetensors    # real data (data_prep.cheng)
+    python benchmarks/augment_quality.py --real work_data/default/singlecoil_test \
+        --train work_data/default/singlecoil_train                                     # templates / Colin27
 """
 
 from __future__ import annotations
@@ -102,9 +104,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--real", default="work_data/default/singlecoil_test",
-                        help="held-out real slices (default: Colin27, a subject never seen in training)")
-    parser.add_argument("--train", default="work_data/default/singlecoil_train")
+    parser.add_argument("--real", default="work_data/cheng256/singlecoil_test",
+                        help="held-out real slices (default: the real test folder, meningioma/, never trained on)")
+    parser.add_argument("--train", default="work_data/cheng256/train_images.h5",
+                        help="the training slices (an image bank or a directory of fastMRI files)")
+    parser.add_argument("--max-real", type=int, default=240, help="held-out slices used (evenly spaced)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
@@ -115,6 +119,7 @@ def main() -> None:
                for s in range(0, args.n, args.batch)]
     fake = np.concatenate(batches)
     _, real = load_training_slices([Path(args.real)], size)
+    real = real[np.linspace(0, len(real) - 1, min(len(real), args.max_real)).round().astype(int)]
     train_labels, train = load_training_slices([Path(args.train)], size)
     fake_n = np.stack([prepare(f, size) for f in fake])
 
@@ -163,6 +168,9 @@ def main() -> None:
         f"| median nearest-training SSIM | {res['nearest_train_ssim_median']:.3f} | |",
     ] + (["", f"Note: {res['caveat']}"] if res["caveat"] else [])) + "\n"
     (out / "augment_quality.md").write_text(text)
+    sheet = [list(fake_n[i : i + 4]) for i in range(0, min(len(fake_n), 16), 4) if len(fake_n[i : i + 4]) == 4]
+    if sheet:  # the 4x4 contact sheet of generated slices
+        panel_png(sheet, ["", "", "", ""], out / "augment_contact_sheet.png", vmaxes=[1.5] * 4, overwrite=True)
     grid = [list(fake_n[i : i + 4]) for i in range(0, min(len(fake_n), 8), 4)] + [list(real_div[:4])]
     panel_png(grid, ["", "", "", ""], out / "augment_samples.png", vmaxes=[1.5] * 4, overwrite=True,
               row_labels=["generated", "generated", "real"][: len(grid) - 1] + ["real"])

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 from skimage.transform import resize
 
-from mridiff.data.fastmri_h5 import open_scan, read_slice
+from mridiff.data.fastmri_h5 import open_scan, read_slice, stored_dataset
 from mridiff.data.nifti import read_nifti, slice_volume
 from mridiff.data.transforms import normalise_percentile
 from mridiff.errors import InputError
@@ -68,13 +68,28 @@ def read_sample(path: Path) -> np.ndarray:
             white = PNG_WHITE / 65535 if arr.dtype == np.uint16 else 1.0 / 255
             return arr.astype(np.float32) * white
         with h5py.File(path, "r") as hf:
-            key = next((k for k in ("image", "reconstruction_rss", "reconstruction_esc") if k in hf), None)
+            # stored_dataset: never follow external links, external storage or virtual datasets out of the file
+            key = next((k for k in ("image", "reconstruction_rss", "reconstruction_esc")
+                        if stored_dataset(path, hf, k) is not None), None)
             if key is None:
                 raise InputError(path, "no 'image' or reconstruction dataset")
             data = np.asarray(hf[key], dtype=np.float32)
             return data if data.ndim == 2 else data[0]
     except (OSError, ValueError, nib.filebasedimages.ImageFileError) as exc:
         raise InputError(path, f"cannot read sample ({type(exc).__name__}: {exc})") from None
+
+
+def read_image_bank(path: Path) -> tuple[list[str], np.ndarray] | None:
+    """Names and float images of an image bank (an HDF5 file with ``images`` and ``names``), or ``None``."""
+    try:
+        with h5py.File(path, "r") as fh:
+            if "images" not in fh or "kspace" in fh:
+                return None
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in fh["names"][:]] if "names" in fh \
+                else [str(i) for i in range(fh["images"].shape[0])]
+            return names, np.asarray(fh["images"], dtype=np.float32)
+    except OSError:
+        return None
 
 
 def load_training_slices(paths: Sequence[Path], size: int = AUDIT_SIZE) -> tuple[list[str], np.ndarray]:
@@ -94,7 +109,11 @@ def load_training_slices(paths: Sequence[Path], size: int = AUDIT_SIZE) -> tuple
             raise InputError(p, "training data not found")
     labels, images = [], []
     for f in files:
-        if f.name.endswith(".h5"):
+        bank = read_image_bank(f) if f.name.endswith(".h5") else None
+        if bank is not None:  # an image bank (data_prep.cheng's train_images.h5): magnitude images, no k-space
+            labels += [f"{f.name}:{name}" for name in bank[0]]
+            images += [prepare(img, size) for img in bank[1]]
+        elif f.name.endswith(".h5"):
             info = open_scan(f)
             for i in range(info.num_slices):
                 s = read_slice(info, i)
