@@ -74,3 +74,17 @@ def test_audit_cli_writes_csv_and_png(tmp_path: Path, training_file: tuple[Path,
         assert png.size == (3 * 128, 2 * (128 + 14))  # two pairs, three panels, enlarged to 128 px
     assert main(["audit-samples", str(samples), "--train", str(training_file[0])]) == 2  # no silent overwrite
     assert main(["audit-samples", str(tmp_path / "missing"), "--train", str(training_file[0])]) == 2
+
+
+def test_training_slices_from_an_image_bank(tmp_path: Path) -> None:
+    import h5py
+
+    from mridiff.inference.audit import load_training_slices
+
+    images = np.random.default_rng(0).integers(0, 1020, (3, 32, 32)).astype(np.uint16)
+    with h5py.File(tmp_path / "train_images.h5", "w") as fh:
+        fh["images"] = images
+        fh["names"] = np.array([b"glioma/1.jpg", b"glioma/2.jpg", b"pituitary/9.jpg"])
+    labels, slices = load_training_slices([tmp_path / "train_images.h5"], 16)
+    assert labels == ["train_images.h5:glioma/1.jpg", "train_images.h5:glioma/2.jpg", "train_images.h5:pituitary/9.jpg"]
+    assert slices.shape == (3, 16, 16) and np.isfinite(slices).all()
