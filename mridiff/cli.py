@@ -1,7 +1,8 @@
 """The ``mridiff`` command: thin sub-commands over the Python API.
 
 User errors (bad files, bad flags, existing outputs) print one line on stderr and exit with status 2;
-there is no traceback for them. Warnings print as one line each.
+there is no traceback for them. Warnings print as one line each. ``--help`` of every sub-command shows the
+defaults; ``mridiff --version`` prints the version.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mridiff import __version__
 from mridiff.commands import audit, augment, demo, info, reconstruct, superres, train
 from mridiff.commands.common import EXIT_USER_ERROR
 from mridiff.errors import InputError
@@ -23,8 +25,26 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     print(f"mridiff: warning: {str(message).splitlines()[0]}", file=sys.stderr)
 
 
+def _with_default(action: argparse.Action) -> None:
+    """Append ``(default: X)`` to an option's help unless it has no real default or already names it."""
+    default = action.default
+    if default is None or default is False or default == [] or argparse.SUPPRESS in (default, action.help):
+        return  # (identity for False: a default of 0 is a real default)
+    if isinstance(action, argparse._HelpAction | argparse._VersionAction):  # noqa: SLF001 - no public names
+        return
+    text = action.help or ""
+    if "default" not in text:
+        action.help = f"{text} (default: %(default)s)".strip()
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit code 2 like every other user error."""
+    """argparse, but a usage error is one line and exit code 2 like every other user error, and help shows defaults."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """Add an argument as argparse does, then document its default in the help."""
+        action = super().add_argument(*args, **kwargs)
+        _with_default(action)
+        return action
 
     def error(self, message: str) -> Any:
         raise InputError(None, f"{self.prog}: {message}")
@@ -44,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all sub-commands."""
     parser = _Parser(prog="mridiff", description="Conditional diffusion models for MRI.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--version", action="version", version=f"mridiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     for module in (train, reconstruct, superres, augment, audit, demo, info):

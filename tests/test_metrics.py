@@ -57,3 +57,16 @@ def test_box_metrics_only_see_the_box() -> None:
     assert np.isnan(box_metrics(gt, pred, [None, None])["box_PSNR"])
     assert grow_box([10, 10, 12, 12], 16, (40, 40)) == (3, 3, 19, 19)
     assert grow_box([0, 36, 2, 40], 16, (40, 40)) == (0, 24, 16, 40)
+
+
+def test_wide_images_are_scored_on_their_central_square() -> None:
+    """fastMRI's (W, W) crop fails for W > H; the central min(H, W) square is used instead (same rule, turned)."""
+    rng = np.random.default_rng(2)
+    gt = rng.random((2, 18, 23)).astype(np.float32)
+    pred = gt + rng.normal(0, 0.1, gt.shape).astype(np.float32)
+    g, p = crop_like_fastmri(gt, pred)
+    assert g.shape == p.shape == (2, 18, 18)
+    assert np.array_equal(g, gt[:, :, 2:20]) and np.array_equal(p, pred[:, :, 2:20])
+    out = volume_metrics(gt, pred)
+    assert out["PSNR"] == float(fm_eval.psnr(gt[:, :, 2:20], pred[:, :, 2:20]))
+    assert out["SSIM"] == float(fm_eval.ssim(gt[:, :, 2:20], pred[:, :, 2:20])[0])

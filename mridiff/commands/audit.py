@@ -37,5 +37,5 @@ def register(sub: Any) -> None:
     p.add_argument("--l2-threshold", type=float, help="flag at normalised L2 <= this (default 0.10)")
     p.add_argument("--size", type=positive_int, help="images are compared at size x size (default 64)")
     p.add_argument("--out", help="where audit.csv / audit.png go (default: the sample directory)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier audit.csv / audit.png")
     p.set_defaults(func=run)

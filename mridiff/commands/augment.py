@@ -52,5 +52,5 @@ def register(sub: Any) -> None:
                    help="also store a seeded 1D 'sampling_mask' at this acceleration (k-space stays full)")
     p.add_argument("--snr-db", type=float, default=30.0, help="SNR of the simulated k-space noise")
     p.add_argument("--device", default=None, help="cpu or cuda (default: auto)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)

@@ -26,13 +26,13 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add the ``demo`` sub-command."""
     p = sub.add_parser("demo", help="reconstruct a bundled sample scan at 4x and 8x with the bundled model")
-    p.add_argument("--out", default="mridiff-demo")
-    p.add_argument("--steps", type=positive_int, default=20)
-    p.add_argument("--samples", type=positive_int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="mridiff-demo", help="output directory")
+    p.add_argument("--steps", type=positive_int, default=20, help="DDIM steps")
+    p.add_argument("--samples", type=positive_int, default=2, help="K samples for mean and std")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--dc", choices=["hard", "cg", "soft", "none"], default="soft",
                    help="data consistency (default soft: the demo scan has 30 dB noise)")
     p.add_argument("--ckpt", help="use this exported model instead of the bundled one")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo's outputs")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)

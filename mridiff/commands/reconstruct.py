@@ -1,8 +1,15 @@
-"""``mridiff reconstruct scan.h5 [dir ...]``: every file is attempted; bad files are reported at the end."""
+"""``mridiff reconstruct scan.h5 [dir ...]``: every file is attempted; bad files are reported at the end.
+
+With several inputs (or a directory) a file that fails, for a bad input or any other reason, is reported and the
+run goes on with the next one; the exit status is non-zero at the end (2 when every failure was a bad input, 1
+otherwise). ``metrics.json`` is updated after every finished file, so a run that is killed keeps the metrics of the
+files it finished, and a rerun adds to it instead of replacing it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,11 +20,22 @@ from mridiff.physics.coils import SENS_METHODS
 from mridiff.physics.masks import MASK_KINDS
 
 
+def _note(line: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"mridiff: note: {line}".replace("\n", " "), file=sys.stderr)  # never spliced into a progress bar
+
+
+def _crash_message(path: Path, exc: BaseException) -> str:
+    """One line for an unexpected failure of one file (the traceback goes to the log with ``--verbose``)."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{path}: failed with {type(exc).__name__}{': ' + first if first else ''}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Reconstruct the inputs; write submission HDF5, NIfTI, PNG and metrics.json under ``--out``."""
-    from mridiff.inference.recon_files import ReconOptions, collect_inputs, output_paths, reconstruct_file
+    from mridiff.inference.recon_files import MetricsLog, ReconOptions, collect_inputs, output_paths, reconstruct_file
     from mridiff.inference.reconstruct import Reconstructor
-    from mridiff.io.outputs import write_json
 
     files = collect_inputs([Path(p) for p in args.inputs])
     out_dir = Path(args.out)
@@ -26,24 +44,36 @@ def run(args: argparse.Namespace) -> int:
                         center_fraction=args.center_fraction, mask_type=args.mask_type,
                         sens_method=args.sens_method, noise_std=args.noise_std, overwrite=args.overwrite,
                         progress=not args.no_progress)
+    log = MetricsLog(out_dir / "metrics.json", vars(opts), opts.overwrite)  # refuses a foreign file up front
     rec = Reconstructor(args.ckpt, device=args.device, expect_sha256=args.expect_sha256)
     many = len(files) > 1 or any(Path(p).is_dir() for p in args.inputs)
     results: list[dict[str, Any]] = []
     failures: list[str] = []
+    crashed = False
     skipped: list[Path] = []
     for path in files:
         if many and not opts.overwrite and output_paths(path, out_dir)["h5"].exists():
             skipped.append(path)
             continue
         try:
-            results.append(reconstruct_file(path, out_dir, rec, opts))
+            result = reconstruct_file(path, out_dir, rec, opts, note=_note)
         except InputError as exc:
             if not many:
                 raise
             failures.append(exc.message())
             print(f"mridiff: error: {exc.message()}", file=sys.stderr)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one crashing scan (GPU out of memory, a bug) must not stop the rest
+            if not many:
+                raise
+            crashed = True
+            logging.getLogger(__name__).info("%s failed", path, exc_info=True)
+            failures.append(_crash_message(path, exc))
+            print(f"mridiff: error: {failures[-1]}", file=sys.stderr)
+            continue
+        results.append(result)
+        log.add(result)  # after every file, atomically: a killed run keeps what it finished
     if results:
-        write_json(out_dir / "metrics.json", {"files": results, "options": vars(opts)}, overwrite=True)
         for r in results:
             line = f"{r['file']}: {r['seconds_per_slice']:.2f} s/slice, NFE {r['nfe']}"
             if "mridiff" in r:
@@ -58,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mridiff: {len(failures)} file(s) failed:", file=sys.stderr)
         for f in failures:
             print(f"  {f}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return 1 if crashed else EXIT_USER_ERROR
     return 0
 
 
@@ -68,20 +98,26 @@ def register(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", help="scan files or directories of .h5 files")
     p.add_argument("--ckpt", help="exported model (.safetensors); default: the bundled model")
     p.add_argument("--expect-sha256", help="refuse a model whose SHA-256 differs")
-    p.add_argument("--steps", type=positive_int, default=50)
-    p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
-    p.add_argument("--dc", choices=["hard", "cg", "soft", "none"], default="hard")
-    p.add_argument("--samples", type=positive_int, default=1, help="K samples for mean and std")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int, default=50, help="DDIM steps (DDPM always takes all T steps)")
+    p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim", help="reverse-diffusion sampler")
+    p.add_argument("--dc", choices=["hard", "cg", "soft", "none"], default="hard",
+                   help="data consistency with the measured k-space in every step")
+    p.add_argument("--samples", type=positive_int, default=1,
+                   help="K samples for the mean; K > 1 also writes a std map (NAME_std.nii.gz)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (masks and sampling)")
     p.add_argument("--batch-size", type=positive_int, default=4, help="slices per batch")
-    p.add_argument("--acceleration", type=int, choices=[2, 3, 4, 5, 6, 8, 10, 12, 16], default=4)
-    p.add_argument("--center-fraction", type=float)
-    p.add_argument("--mask-type", default="random", choices=list(MASK_KINDS))
+    p.add_argument("--acceleration", type=int, choices=[2, 3, 4, 5, 6, 8, 10, 12, 16], default=4,
+                   help="fully sampled files only: retrospective undersampling factor (a file's own mask is used "
+                        "as it is)")
+    p.add_argument("--center-fraction", type=float,
+                   help="fully sampled centre of the retrospective mask (default: fastMRI's, 0.08 at 4x, 0.04 at 8x)")
+    p.add_argument("--mask-type", default="random", choices=list(MASK_KINDS),
+                   help="retrospective mask kind (1D fastMRI kinds, or 2D poisson / gaussian2d)")
     p.add_argument("--sens-method", choices=list(SENS_METHODS), default="espirit",
                    help="coil maps: ESPIRiT (JSENSE when fewer than 12 calibration lines), JSENSE or low-resolution")
     p.add_argument("--noise-std", type=float, help="k-space noise std for --dc soft (default: estimated)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: auto)")
-    p.add_argument("--out", default="mridiff-out")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when usable, else cpu)")
+    p.add_argument("--out", default="mridiff-out", help="output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (and their metrics entries)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)

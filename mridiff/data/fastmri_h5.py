@@ -6,6 +6,13 @@ Layout (as the fastMRI data and ``fastmri.data.SliceDataset``): ``kspace`` compl
 
 :func:`open_scan` validates the file cheaply (shapes, dtypes, the first slice) and never loads a whole volume;
 :func:`read_slice` reopens the file read-only and reads one slice, so it is safe in DataLoader workers.
+
+Only data stored inside the file is read. HDF5 can make a dataset read from elsewhere: an external link (the name
+points into another HDF5 file), external storage (the bytes live in raw files named in the dataset, e.g.
+``/etc/passwd``) and virtual datasets (VDS, mapped from other files). A scan that used them could make mridiff
+read, and write into its outputs, any file the user can read, or hang on a FIFO; every dataset the reader touches
+(``kspace``, ``mask``, the targets, ``sens_maps``, ``ismrmrd_header``) is checked with :func:`stored_dataset` and
+such files are refused before any data is read. Soft links are refused too (fastMRI files have none).
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ from mridiff.errors import InputError
 TARGET_KEYS = ("reconstruction_rss", "reconstruction_esc")
 _RAW_KSPACE = "mridiff needs raw complex k-space in the fastMRI layout, not images"
 _RECOPY = "copy or export the scan again"
-__all__ = ["TARGET_KEYS", "ScanInfo", "SliceData", "open_scan", "read_slice", "sanitise_attrs"]
+_SELF_CONTAINED = "mridiff reads only data stored inside the file; export a self-contained file"
+__all__ = ["TARGET_KEYS", "ScanInfo", "SliceData", "open_scan", "read_slice", "sanitise_attrs", "stored_dataset"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,47 @@ def _open(path: Path) -> h5py.File:
         raise InputError(path, f"HDF5 file is truncated or corrupt ({exc})", _RECOPY) from None
 
 
+def _has(hf: h5py.Group, name: str) -> bool:
+    """Whether a link ``name`` exists in ``hf``, without following it (``name in hf`` would open an external file)."""
+    return bool(hf.id.links.exists(name.encode()))
+
+
+def stored_dataset(path: str | os.PathLike[str], hf: h5py.Group, name: str) -> h5py.Dataset | h5py.Group | None:
+    """The object ``name`` of ``hf`` if its data lies inside this file; ``None`` when there is no such name.
+
+    Checks the link without following it, then the dataset's storage, before any of its data is read.
+
+    Args:
+        path: The file, for messages.
+        hf: The open file (or a group of it).
+        name: A name directly inside ``hf`` (no ``/``).
+
+    Returns:
+        The dataset (or group: the caller says what it expected), or ``None``.
+
+    Raises:
+        InputError: For an external or soft link, a dataset with external storage or a virtual dataset.
+
+    """
+    if not _has(hf, name):
+        return None
+    kind = hf.id.links.get_info(name.encode()).type
+    if kind == h5py.h5l.TYPE_EXTERNAL:
+        raise InputError(path, f"'{name}' is an HDF5 external link to another file; refused", _SELF_CONTAINED)
+    if kind != h5py.h5l.TYPE_HARD:
+        raise InputError(path, f"'{name}' is an HDF5 soft or user-defined link, not data stored under that name; "
+                         "refused", _SELF_CONTAINED)
+    obj = hf[name]
+    if isinstance(obj, h5py.Dataset):
+        if obj.is_virtual:
+            raise InputError(path, f"'{name}' is an HDF5 virtual dataset (VDS) mapped from other files; refused",
+                             _SELF_CONTAINED)
+        if obj.external:
+            raise InputError(path, f"'{name}' keeps its data in external raw files (HDF5 external storage); refused",
+                             _SELF_CONTAINED)
+    return obj
+
+
 @contextlib.contextmanager
 def _damaged_as_input_error(path: Path) -> Iterator[None]:
     """Report damaged HDF5 metadata as an InputError.
@@ -137,10 +186,10 @@ def _read(path: Path, dataset: h5py.Dataset, index: int) -> np.ndarray:
 
 
 def _kspace_layout(path: Path, hf: h5py.File) -> h5py.Dataset:
-    if "kspace" not in hf:
+    ks = stored_dataset(path, hf, "kspace")
+    if ks is None:
         found = ", ".join(sorted(map(str, hf.keys()))) or "nothing"  # damaged names come back as bytes
         raise InputError(path, "no 'kspace' dataset", f"found: {found}")
-    ks = hf["kspace"]
     if not isinstance(ks, h5py.Dataset):
         raise InputError(path, "'kspace' is a group, expected a dataset")
     kind = ks.dtype.kind
@@ -184,11 +233,12 @@ def _header_sizes(
     path: Path, hf: h5py.File, encoded: tuple[int, int], target_shape: tuple[int, int] | None
 ) -> tuple[tuple[int, int], tuple[float, float, float] | None]:
     fallback = target_shape if target_shape is not None else encoded
-    if "ismrmrd_header" not in hf:
+    node = stored_dataset(path, hf, "ismrmrd_header")
+    if node is None:
         warnings.warn(f"{path}: no ismrmrd_header; using recon size {fallback} from the data", stacklevel=3)
         return fallback, None
     try:
-        raw = hf["ismrmrd_header"][()]
+        raw = node[()] if isinstance(node, h5py.Dataset) else None
     except (OSError, TypeError, ValueError):
         raw = None
     header = parse_header(raw if isinstance(raw, bytes | str) else None)
@@ -233,7 +283,9 @@ def open_scan(path: str | os.PathLike[str]) -> ScanInfo:
         _check_slice(p, _read(p, ks, 0), 0)
 
         order = TARGET_KEYS if multicoil else TARGET_KEYS[::-1]
-        target_key = next((k for k in order if k in hf), None)
+        for key in (*TARGET_KEYS, "mask", "sens_maps"):  # also what is not used here (training reads sens_maps)
+            stored_dataset(p, hf, key)
+        target_key = next((k for k in order if _has(hf, k)), None)
         target_shape = None
         if target_key is not None:
             tgt = hf[target_key]
@@ -244,7 +296,7 @@ def open_scan(path: str | os.PathLike[str]) -> ScanInfo:
             target_shape = (int(tgt.shape[1]), int(tgt.shape[2]))
 
         mask = None
-        if "mask" in hf:
+        if _has(hf, "mask"):
             try:
                 raw_mask = np.asarray(hf["mask"])
             except (OSError, TypeError, ValueError) as exc:
@@ -294,7 +346,10 @@ def read_slice(info: ScanInfo, index: int) -> SliceData:
         kspace = _read(p, _kspace_layout(p, hf), index).astype(np.complex64, copy=False)
         target = None
         if info.target_key is not None:
-            target = _read(p, hf[info.target_key], index).astype(np.float32, copy=False)
+            tgt = stored_dataset(p, hf, info.target_key)
+            if not isinstance(tgt, h5py.Dataset):
+                raise InputError(p, f"'{info.target_key}' changed since the file was opened")
+            target = _read(p, tgt, index).astype(np.float32, copy=False)
     if kspace.shape != info.kspace_shape:
         raise InputError(p, f"k-space slice shape {kspace.shape} changed since the file was opened")
     _check_slice(p, kspace, index)

@@ -24,6 +24,7 @@ from mridiff.inference.model import LoadedModel, load_model
 from mridiff.physics.coils import estimate_sens, rss
 from mridiff.physics.consistency import estimate_noise_std
 from mridiff.physics.fft import ifft2c
+from mridiff.physics.masks import mask_from_array
 from mridiff.physics.operators import MultiCoil, Operator, SingleCoil
 from mridiff.tasks.recon import ReconProblem, build_problem
 
@@ -48,9 +49,17 @@ class ReconResult:
     seconds_per_slice: float
 
 
+def _tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A tensor of ``x``; a read-only numpy array (h5py, ``np.broadcast_to``) is copied, so torch does not warn."""
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    arr = np.asarray(x)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
 def as_volume(kspace: np.ndarray | torch.Tensor, multicoil: bool | None) -> tuple[torch.Tensor, bool]:
     """Complex64 (S, H, W) or (S, C, H, W); a lone slice gains a slice axis. ``multicoil`` resolves 3D input."""
-    k = torch.as_tensor(kspace)
+    k = _tensor(kspace)
     if not k.is_complex():
         raise ValueError("k-space must be complex")
     k = k.to(torch.complex64)
@@ -62,6 +71,25 @@ def as_volume(kspace: np.ndarray | torch.Tensor, multicoil: bool | None) -> tupl
     if k.ndim != want:
         raise ValueError(f"expected {'(S, C, H, W)' if multicoil else '(S, H, W)'} k-space, got {tuple(k.shape)}")
     return k, multicoil
+
+
+def as_masks(mask: np.ndarray | torch.Tensor, num_slices: int, size: tuple[int, int]) -> torch.Tensor:
+    """Float32 0/1 masks (S, H, W) from any mask layout fastMRI produces, numpy or torch.
+
+    Accepted: (W,) (``MaskFunc(...)[0].squeeze()``), fastMRI's broadcastable shapes (1, W, 1), (1, 1, W, 1),
+    (1, 1, 1, W, 1) (``MaskFunc`` and ``fastmri.data.transforms.apply_mask``), (1, W), (H, W), and per-slice masks
+    (S, H, W); boolean or 0/1 values.
+
+    Raises:
+        InputError: For a mask that does not fit k-space of size ``size``, non-binary values or an empty mask.
+
+    """
+    t = mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask
+    arr = np.asarray(t)
+    if arr.ndim == 3 and arr.shape[1:] == tuple(size) and arr.shape[0] in (1, num_slices):
+        per_slice = torch.stack([mask_from_array(a, size) for a in arr])
+        return per_slice.expand(num_slices, *size) if arr.shape[0] == 1 else per_slice
+    return mask_from_array(arr, size).expand(num_slices, *size)
 
 
 class Reconstructor:
@@ -99,7 +127,8 @@ class Reconstructor:
 
         Args:
             kspace: complex (S, H, W) single-coil or (S, C, H, W) multi-coil; one slice without S is accepted.
-            mask: (H, W) or (S, H, W) sampling mask, 1 where measured.
+            mask: sampling mask, 1 where measured: (H, W), (S, H, W), or any shape fastMRI's mask functions give,
+                e.g. (W,) or (1, 1, W, 1) (see :func:`as_masks`); numpy or torch, bool or 0/1.
             multicoil: resolves 3D input ((C, H, W) slice vs (S, H, W) volume); default: 4D means multi-coil.
             steps: DDIM steps (DDPM always takes the schedule's T).
             sampler: ``"ddim"`` or ``"ddpm"``.
@@ -115,9 +144,8 @@ class Reconstructor:
 
         """
         k, is_multi = as_volume(kspace, multicoil)
-        m = torch.as_tensor(mask, dtype=torch.float32)
-        masks = m if m.ndim == 3 else m.expand(k.shape[0], *m.shape)
-        sens_all = None if sens is None else torch.as_tensor(sens).to(torch.complex64)
+        masks = as_masks(mask, k.shape[0], (k.shape[-2], k.shape[-1]))
+        sens_all = None if sens is None else _tensor(sens).to(torch.complex64)
         net, schedule, device = self.model.net, self.model.schedule, self.model.device
         samp = make_sampler(sampler, schedule, steps)
         start = time.perf_counter()

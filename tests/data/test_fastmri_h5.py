@@ -225,3 +225,52 @@ def test_patient_identifiers_never_reach_attrs(fastmri_h5_factory):
 def test_sanitise_attrs_plain_dict():
     out = sanitise_attrs({"acquisition": b"AXFLAIR", "max": np.float32(2.0), "subject_id": 3, "scan_time": 4.0})
     assert out == {"acquisition": "AXFLAIR", "max": 2.0}
+
+
+# ------------------------------------------------- data from outside the file: external storage, links, VDS
+
+
+def _outside(tmp_path: Path, how: str, name: str, data: np.ndarray) -> None:
+    """Write ``data`` so that dataset ``name`` of ``scan.h5`` reads it from outside the file, in way ``how``."""
+    other = tmp_path / "elsewhere.h5"
+    with h5py.File(other, "a") as hf:
+        hf.create_dataset(name, data=data)
+    with h5py.File(tmp_path / "scan.h5", "a") as hf:
+        if how == "external_storage":
+            raw = tmp_path / f"{name}.raw"
+            raw.write_bytes(np.ascontiguousarray(data).tobytes())
+            hf.create_dataset(name, shape=data.shape, dtype=data.dtype, external=[(str(raw), 0, data.nbytes)])
+        elif how == "external_link":
+            hf[name] = h5py.ExternalLink(str(other), f"/{name}")
+        elif how == "virtual":
+            layout = h5py.VirtualLayout(shape=data.shape, dtype=data.dtype)
+            layout[...] = h5py.VirtualSource(str(other), name, shape=data.shape)
+            hf.create_virtual_dataset(name, layout)
+        else:  # a soft link to a dataset elsewhere in the same file
+            hf.create_dataset(f"hidden_{name}", data=data)
+            hf[name] = h5py.SoftLink(f"/hidden_{name}")
+
+
+HOW = {"external_storage": "external raw files", "external_link": "external link", "virtual": "virtual dataset",
+       "soft_link": "soft or user-defined link"}
+
+
+@pytest.mark.parametrize("how", list(HOW))
+@pytest.mark.parametrize("name", ["kspace", "mask", "reconstruction_rss", "sens_maps", "ismrmrd_header"])
+def test_data_stored_outside_the_file_is_refused(tmp_path, data_helpers, how, name):
+    k = ck((2, 3, 16, 12))
+    pieces = {"kspace": k, "mask": np.ones(12, np.float32), "reconstruction_rss": np.ones((2, 16, 12), np.float32),
+              "sens_maps": k, "ismrmrd_header": np.frombuffer(data_helpers.header((16, 12), (16, 12)), np.uint8)}
+    with h5py.File(tmp_path / "scan.h5", "w") as hf:
+        for key, value in pieces.items():
+            if key == "ismrmrd_header" and key != name:
+                hf.create_dataset(key, data=np.bytes_(value.tobytes()))
+            elif key != name:
+                hf.create_dataset(key, data=value)
+    _outside(tmp_path, how, name, pieces[name])
+    with pytest.raises(InputError) as err:
+        read_slice(open_scan(tmp_path / "scan.h5"), 0)
+    msg = err.value.message()
+    assert err.value.path == str(tmp_path / "scan.h5") and f"'{name}'" in msg and HOW[how] in msg, msg
+    assert "elsewhere" not in msg and ".raw" not in msg and "\n" not in msg  # the link target is never echoed
+

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,62 @@ def test_wrong_task_model_refused(tmp_path: Path) -> None:
     path = export_model(ConditionalUNet(TINY), tiny_meta("sr"), tmp_path / "sr.safetensors")
     with pytest.raises(InputError, match="task 'sr'"):
         Reconstructor(path)
+
+
+# ----------------------------------------------------------------- every mask layout fastMRI's own code produces
+
+
+def _fastmri_masks(kspace: np.ndarray) -> dict[str, np.ndarray | torch.Tensor]:
+    """Masks from fastMRI's RandomMaskFunc, in the shapes its API hands out, for (S, H, W) k-space."""
+    from fastmri.data.subsample import RandomMaskFunc
+    from fastmri.data.transforms import apply_mask, to_tensor
+
+    func = RandomMaskFunc(center_fractions=[0.25], accelerations=[4], seed=3)
+    h, w = kspace.shape[-2:]
+    raw, _ = func((1, h, w, 2), seed=3)  # (1, 1, W, 1) for a (C, H, W, 2) k-space
+    _, applied, _ = apply_mask(to_tensor(kspace[0][None]), func, seed=3)  # (1, 1, W, 1), as the transforms give it
+    cols = raw[0].squeeze()  # (W,)
+    read_only = np.broadcast_to(cols.numpy(), (h, w))  # a non-writable numpy view
+    return {
+        "maskfunc_tensor": raw,
+        "maskfunc_squeezed_W": cols,
+        "maskfunc_numpy_W": cols.numpy().astype(bool),
+        "apply_mask_1_1_W_1": applied,
+        "apply_mask_numpy": applied.numpy(),
+        "mask_1_W_1": raw[0],
+        "read_only_HW": read_only,
+        "per_slice_SHW": np.stack([read_only] * kspace.shape[0]),
+    }
+
+
+def test_every_fastmri_mask_shape_is_accepted_and_means_the_same(rec: Reconstructor,
+                                                                  tiny_dataset: dict[str, Path]) -> None:
+    kspace, multi = _volume(next(tiny_dataset["singlecoil"].glob("*.h5")))
+    masks = _fastmri_masks(kspace)
+    expected = np.broadcast_to(masks["maskfunc_squeezed_W"].numpy(), kspace.shape[-2:])
+    reference = rec.reconstruct(kspace, torch.from_numpy(expected.copy()), multicoil=multi, steps=1, seed=1)
+    for name, mask in masks.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "The given NumPy array is not writable" (or any other) warning
+            out = rec.reconstruct(kspace, mask, multicoil=multi, steps=1, seed=1)
+        assert np.array_equal(out.mean, reference.mean), name
+        assert np.array_equal(out.zero_filled, reference.zero_filled), name
+
+
+def test_read_only_kspace_gives_no_warning(rec: Reconstructor, tiny_dataset: dict[str, Path]) -> None:
+    kspace, multi = _volume(next(tiny_dataset["singlecoil"].glob("*.h5")))
+    kspace.setflags(write=False)
+    mask = make_mask(MaskSpec("random", 4), kspace.shape[-2:], 0).numpy()
+    mask.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec.reconstruct(kspace, mask, multicoil=multi, steps=1)
+
+
+@pytest.mark.parametrize(("mask", "problem"), [(np.ones(31), "does not fit"), (np.full((32, 32), 0.5), "0 or 1"),
+                                               (np.zeros(32), "samples no")])
+def test_wrong_masks_are_refused_in_one_line(rec: Reconstructor, tiny_dataset: dict[str, Path], mask: np.ndarray,
+                                            problem: str) -> None:
+    kspace, multi = _volume(next(tiny_dataset["singlecoil"].glob("*.h5")))
+    with pytest.raises(InputError, match=problem):
+        rec.reconstruct(kspace, mask, multicoil=multi, steps=1)

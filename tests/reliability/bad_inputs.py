@@ -297,6 +297,37 @@ def _missing_kspace(d: Path) -> Path:
     return path
 
 
+def _external_storage(d: Path) -> Path:
+    """``kspace`` whose bytes live in a raw file outside the HDF5 file (h5py ``external=[...]``)."""
+    k = good_kspace()
+    raw = d / "kspace.raw"
+    raw.write_bytes(k.tobytes())
+    path = write_scan(d / "external_storage.h5", None)
+    with h5py.File(path, "a") as hf:
+        hf.create_dataset("kspace", shape=k.shape, dtype=k.dtype, external=[(str(raw), 0, k.nbytes)])
+    return path
+
+
+def _external_link(d: Path) -> Path:
+    """``kspace`` is an ``h5py.ExternalLink`` into another (good) scan."""
+    other = write_scan(d / "elsewhere.h5", good_kspace())
+    path = write_scan(d / "external_link.h5", None)
+    with h5py.File(path, "a") as hf:
+        hf["kspace"] = h5py.ExternalLink(str(other), "/kspace")
+    return path
+
+
+def _virtual_kspace(d: Path) -> Path:
+    """``kspace`` is a virtual dataset (VDS) mapped from another (good) scan."""
+    other = write_scan(d / "elsewhere.h5", good_kspace())
+    layout = h5py.VirtualLayout(shape=(SLICES, SIZE, SIZE), dtype=np.complex64)
+    layout[:] = h5py.VirtualSource(str(other), "kspace", shape=(SLICES, SIZE, SIZE))
+    path = write_scan(d / "virtual.h5", None)
+    with h5py.File(path, "a") as hf:
+        hf.create_virtual_dataset("kspace", layout)
+    return path
+
+
 def _nifti_case(make: Callable[[Path], Path], tool: Tool = "mridiff") -> Callable[[Path, Assets], Invocation]:
     """A NIfTI case through ``mridiff superres`` or through ``data_prep.nifti_to_fastmri``."""
 
@@ -488,6 +519,12 @@ CASES: tuple[BadCase, ...] = (
             _scan_case(_with_kspace("zero.h5", lambda: np.zeros((SLICES, SIZE, SIZE), np.complex64)))),
     BadCase("mask_mismatch", "scan", "mask of 35 columns for 32-column k-space", "error", "mask shape",
             _scan_case(_with_kspace("mask.h5", good_kspace, mask=np.ones(SIZE + 3, bool)))),
+    BadCase("external_storage", "scan", "`kspace` stored in an external raw file (HDF5 external storage)", "error",
+            "external raw files", _scan_case(_external_storage)),
+    BadCase("external_link", "scan", "`kspace` is an HDF5 external link to another file", "error", "external link",
+            _scan_case(_external_link)),
+    BadCase("virtual_dataset", "scan", "`kspace` is a virtual dataset (VDS) mapped from another file", "error",
+            "virtual dataset", _scan_case(_virtual_kspace)),
     BadCase("header_missing", "scan", "no `ismrmrd_header`", "warning", "no ismrmrd_header",
             _scan_case(_with_kspace("no_header.h5", good_kspace, header=None))),
     BadCase("header_malformed", "scan", "`ismrmrd_header` is malformed XML", "warning", "malformed ismrmrd_header",
