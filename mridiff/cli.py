@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mridiff import __version__
-from mridiff.commands import audit, augment, demo, info, reconstruct, superres, train
+from mridiff.commands import audit, augment, calibrate, demo, info, reconstruct, superres, train
 from mridiff.commands.common import EXIT_USER_ERROR
 from mridiff.errors import InputError
 
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mridiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    for module in (train, reconstruct, superres, augment, audit, demo, info):
+    for module in (train, reconstruct, calibrate, superres, augment, audit, demo, info):
         module.register(sub)
     return parser
 

@@ -4,14 +4,18 @@ from mridiff import Reconstructor
 rec = Reconstructor()                       # bundled model; or Reconstructor("model.safetensors")
 result = rec.reconstruct(kspace, mask)      # kspace (S, H, W) or (S, C, H, W), complex
 result.mean, result.std                     # magnitude (S, H, W) and per-pixel std over samples
+rec.reconstruct(kspace, mask, samples=4).interval   # calibrated 90 % interval (see ReconResult.interval)
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +24,7 @@ from tqdm.auto import tqdm
 from mridiff.diffusion.loop import ConsistencySettings, reverse_diffusion
 from mridiff.diffusion.samplers import make_sampler
 from mridiff.inference.batching import run_chunked
+from mridiff.inference.calibration import Interval, interval, lookup, mode_key
 from mridiff.inference.model import LoadedModel, load_model
 from mridiff.physics.coils import estimate_sens, rss
 from mridiff.physics.consistency import estimate_noise_std
@@ -39,6 +44,13 @@ class ReconResult:
         zero_filled: zero-filled magnitude (RSS over coils for multi-coil), float32 (S, H, W).
         nfe: network evaluations per sample.
         seconds_per_slice: wall-clock seconds per slice, all samples included.
+        interval: the calibrated interval (K > 1 and a calibration entry for this mode in the model), else
+            ``None``: ``std_calibrated`` (half-width), ``lower``, ``upper`` at ``level``. It covers the truth for at
+            least that fraction of object pixels, marginally over scans exchangeable with the calibration scans
+            (same kind of anatomy, contrast, noise, acceleration and mask). It does not hold for a single pixel or
+            for scans unlike the calibration data.
+        calibration: how the interval was made (mode key, level, quantile, calibration slices), or why there is
+            none (``{"status": "uncalibrated", ...}``); ``None`` for K = 1.
 
     """
 
@@ -47,6 +59,8 @@ class ReconResult:
     zero_filled: np.ndarray
     nfe: int
     seconds_per_slice: float
+    interval: Interval | None = None
+    calibration: dict[str, Any] | None = None
 
 
 def _tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -122,6 +136,7 @@ class Reconstructor:
         sens_method: str = "espirit",
         sens: np.ndarray | torch.Tensor | None = None,
         progress: bool = False,
+        coverage: float = 0.9,
     ) -> ReconResult:
         """Reconstruct a volume (or one slice) of undersampled k-space.
 
@@ -141,6 +156,8 @@ class Reconstructor:
                 lines), ``"jsense"`` or ``"lowres"``.
             sens: coil maps (S, C, H, W) to use instead of estimating them.
             progress: show progress bars.
+            coverage: nominal coverage of the calibrated interval (K > 1), a level stored in the model's
+                calibration table (0.5, 0.6, 0.7, 0.8, 0.9, 0.95 or 0.99 by default).
 
         """
         k, is_multi = as_volume(kspace, multicoil)
@@ -180,13 +197,51 @@ class Reconstructor:
         results = run_chunked(list(range(k.shape[0])), run, batch_size)
         bar.close()
         elapsed = time.perf_counter() - start
-        return ReconResult(
-            mean=np.stack([r[0] for r in results]).astype(np.float32),
-            std=np.stack([r[1] for r in results]).astype(np.float32),
-            zero_filled=np.stack([r[2] for r in results]).astype(np.float32),
-            nfe=samp.num_steps,
-            seconds_per_slice=elapsed / k.shape[0],
-        )
+        mean = np.stack([r[0] for r in results]).astype(np.float32)
+        std = np.stack([r[1] for r in results]).astype(np.float32)
+        iv, info = None, None
+        if samples > 1:
+            acceleration = float(masks[0].numel() / max(float(masks[0].sum()), 1.0))
+            iv, info = self.calibrated_interval(mean, std, is_multi, acceleration, dc, samples, coverage)
+        return ReconResult(mean=mean, std=std, zero_filled=np.stack([r[2] for r in results]).astype(np.float32),
+                           nfe=samp.num_steps, seconds_per_slice=elapsed / k.shape[0], interval=iv, calibration=info)
+
+    def calibrated_interval(self, mean: np.ndarray, std: np.ndarray, multicoil: bool, acceleration: float, dc: str,
+                            samples: int, level: float) -> tuple[Interval | None, dict[str, Any]]:
+        """The calibrated interval from the model's calibration table, or ``None`` and why (with a warning).
+
+        The table entry is the one for this coil setting, DC kind and K whose acceleration is nearest to the mask's
+        measured acceleration, within a factor of sqrt(2) (half-way, geometrically, between 4x and 8x): a random
+        mask's acceleration is only close to its nominal value, more so on small grids.
+        """
+        table = (self.model.meta.get("calibration") or {}).get("table") or {}
+        coil = "multicoil" if multicoil else "singlecoil"
+        best: tuple[float, str] | None = None
+        for key in table:
+            parts = key.split(":")
+            if len(parts) != 4 or parts[0] != coil or parts[2] != dc or parts[3] != f"K{samples}":
+                continue
+            try:
+                nominal = float(parts[1].rstrip("x"))
+            except ValueError:
+                continue
+            gap = abs(math.log(acceleration / nominal))
+            if gap <= math.log(math.sqrt(2.0)) and (best is None or gap < best[0]):
+                best = (gap, key)
+        wanted = mode_key(multicoil, round(acceleration, 1), dc, samples)
+        if best is None:
+            warnings.warn(f"no calibration entry for {wanted} in this model; the std map is not calibrated "
+                          "(run `mridiff calibrate` on validation scans)", stacklevel=3)
+            return None, {"status": "uncalibrated", "mode": wanted, "level": level}
+        quantile = lookup(table, best[1], level)
+        if quantile is None:
+            warnings.warn(f"the calibration of {best[1]} has no {level:g} level; the std map is not calibrated",
+                          stacklevel=3)
+            return None, {"status": "uncalibrated", "mode": best[1], "level": level}
+        entry = table[best[1]]
+        info = {"status": "calibrated", "mode": best[1], "level": level, "quantile": quantile,
+                "calibration_slices": entry.get("slices"), "measured_acceleration": round(acceleration, 2)}
+        return interval(mean, std, quantile, level), info
 
 
 def _repeat_operator(problem: ReconProblem, rep: int, multicoil: bool, device: torch.device) -> Operator:

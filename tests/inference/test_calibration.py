@@ -97,3 +97,37 @@ def test_calibrate_model_builds_a_table_from_validation_files(tiny_recon_model: 
     assert out["steps"] == 2 and out["files"] == [files[False][0].name]
     with pytest.raises(ValueError, match="no calibration files"):
         calibrate_model(rec, files, [Mode(True, 4, "hard", 2)], steps=2)
+
+
+def test_calibrate_command_and_calibrated_reconstruction(tiny_recon_model: Path, tiny_dataset: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    import json
+
+    from mridiff.cli import main
+    from mridiff.data.fastmri_h5 import open_scan, read_slice
+    from mridiff.inference.reconstruct import Reconstructor
+    from mridiff.physics.masks import MaskSpec, make_mask
+
+    out = tmp_path / "calibrated.safetensors"
+    assert main(["calibrate", "--model", str(tiny_recon_model), "--data", str(tiny_dataset["singlecoil"]),
+                 "--out", str(out), "--accelerations", "4", "--dc", "hard", "--samples", "2", "--steps", "2",
+                 "--no-progress"]) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert "singlecoil:4x:hard:K2" in meta["calibration"]["table"]
+    assert meta["sha256"] == json.loads(tiny_recon_model.with_suffix(".json").read_text())["sha256"]
+    assert main(["calibrate", "--model", str(tiny_recon_model), "--data", str(tiny_dataset["singlecoil"]),
+                 "--out", str(out), "--samples", "2"]) == 2  # exists, no --overwrite
+
+    path = sorted(tiny_dataset["singlecoil"].glob("*.h5"))[0]
+    data = read_slice(open_scan(path), 2)
+    mask = make_mask(MaskSpec("random", 4), data.kspace.shape[-2:], 0)
+    res = Reconstructor(out, device="cpu").reconstruct(data.kspace, mask, samples=2, steps=2, coverage=0.9)
+    assert res.interval is not None and res.calibration is not None
+    assert res.calibration["status"] == "calibrated" and res.calibration["mode"] == "singlecoil:4x:hard:K2"
+    assert (res.interval.lower <= res.mean + 1e-6).all() and (res.interval.upper >= res.mean - 1e-6).all()
+    with pytest.warns(UserWarning, match="no calibration entry"):
+        plain = Reconstructor(tiny_recon_model, device="cpu").reconstruct(data.kspace, mask, samples=2, steps=2)
+    assert plain.interval is None and plain.calibration is not None
+    assert plain.calibration["status"] == "uncalibrated"
+    one = Reconstructor(out, device="cpu").reconstruct(data.kspace, mask, samples=1, steps=2)
+    assert one.interval is None and one.calibration is None
