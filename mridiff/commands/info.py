@@ -25,6 +25,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"  sha256 {digest} ({ok})")
         print(f"  image size {training.get('image_size')}, steps {training.get('global_step')}, "
               f"trained on {training.get('data_root')}")
+        domain = meta.get("domain")
+        if domain:
+            print(f"  domain: matrix {domain.get('matrix')}, contrast {domain.get('contrast')}")
+        calibration = meta.get("calibration") or {}
+        for key, entry in sorted((calibration.get("table") or {}).items()):
+            q = entry.get("quantiles", {})
+            print(f"  calibrated {key} ({entry.get('slices')} slices, {calibration.get('sampler')}-"
+                  f"{calibration.get('steps')}): q90 {q.get('0.9')}, q95 {q.get('0.95')}")
+        if task == "recon" and not calibration:
+            print("  uncertainty: not calibrated (mridiff calibrate)")
     return 0
 
 
