@@ -77,3 +77,43 @@ def loss_curve_png(history: Sequence[tuple[int, float]], path: str | os.PathLike
     draw.text((pad, pad + h + 5), f"min {10**lo:.4g}  max {10**hi:.4g}", fill="black")
     with atomic_path(path, overwrite=True) as tmp:
         img.save(tmp, format="PNG")
+
+
+def reliability_png(curves: dict[str, Sequence[tuple[float, float]]], path: str | os.PathLike[str],
+                    size: int = 420, overwrite: bool = True) -> None:
+    """A reliability diagram: observed against nominal coverage, one line per mode, the diagonal for reference.
+
+    Args:
+        curves: ``{label: [(nominal, observed), ...]}`` with coverages in [0, 1].
+        path: output PNG.
+        size: side in pixels.
+        overwrite: replace an existing file.
+    """
+    colours = ["navy", "darkred", "darkgreen", "darkorange", "purple", "teal", "brown", "black"]
+    img = Image.new("RGB", (size + 160, size), "white")
+    draw = ImageDraw.Draw(img)
+    pad = 36
+    side = size - 2 * pad
+    lo = 0.4  # the axes span 40-100 % coverage: the levels of interest are 50-99 %
+
+    def xy(nominal: float, observed: float) -> tuple[float, float]:
+        return (pad + (nominal - lo) / (1 - lo) * side, pad + (1 - (observed - lo) / (1 - lo)) * side)
+
+    draw.rectangle([pad, pad, pad + side, pad + side], outline="black")
+    draw.line([xy(lo, lo), xy(1.0, 1.0)], fill="grey", width=1)
+    for tick in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+        x, _ = xy(tick, lo)
+        _, y = xy(lo, tick)
+        draw.text((x - 8, pad + side + 4), f"{tick:.1f}", fill="black")
+        draw.text((4, y - 5), f"{tick:.1f}", fill="black")
+    draw.text((pad, 8), "observed vs nominal coverage (grey: ideal)", fill="black")
+    for i, (label, pts) in enumerate(curves.items()):
+        colour = colours[i % len(colours)]
+        line = [xy(n, max(o, lo)) for n, o in pts]
+        if len(line) > 1:
+            draw.line(line, fill=colour, width=2)
+        for x, y in line:
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+        draw.text((size + 4, pad + 14 * i), label[:26], fill=colour)
+    with atomic_path(path, overwrite) as tmp:
+        img.save(tmp, format="PNG")

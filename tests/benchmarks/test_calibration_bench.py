@@ -1,0 +1,33 @@
+"""benchmarks/calibration.py end to end on a tiny model and a tiny real-layout set: table, coverage, diagram."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from data_prep.cheng import main as prepare_cheng
+from tests.helpers import fake_cheng_source
+
+
+def test_calibration_benchmark_runs_and_never_reads_test_files_for_calibration(
+        tiny_recon_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmarks.calibration as cb
+
+    src = fake_cheng_source(tmp_path / "src", per_folder=6, side=64)
+    data = tmp_path / "cheng"
+    assert prepare_cheng([str(data), "--source", str(src), "--size", "32", "--coils", "4"]) == 0
+    out = tmp_path / "res" / "calibration"
+    monkeypatch.setattr(sys, "argv", ["calibration.py", "--model", str(tiny_recon_model), "--data", str(data),
+                                      "--colin27", str(tmp_path / "none"), "--cal-slices", "2", "--test-slices",
+                                      "2", "--steps", "2", "--samples", "2", "--variants", "singlecoil",
+                                      "--accelerations", "4", "--out", str(out)])
+    cb.main()
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert all(f.startswith(("glioma_", "pituitary_")) for f in res["calibration"]["files"])
+    row = res["rows"][0]
+    assert row["mode"] == "singlecoil:4x:hard:K2" and row["slices"] == 2
+    assert 0.0 <= row["coverage"]["0.9"]["object"] <= 1.0
+    assert out.with_name("calibration_real.png").is_file()
