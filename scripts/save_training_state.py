@@ -1,0 +1,62 @@
+"""Save what a CPU training run needs to continue in a later session, as small files to commit.
+
+For each run directory: the EMA weights of ``checkpoints/last.ckpt`` exported to
+``training_state/<name>.safetensors`` (+ ``.json`` model card with steps and seconds, ``.sha256``), and the loss
+history of every invocation (Lightning's ``logs/version_*/metrics.csv``) appended to
+``training_state/<name>_loss.csv`` with a PNG. Continue with::
+
+    mridiff train -c configs/<name>.yaml --init-from training_state/<name>.safetensors
+
+    python scripts/save_training_state.py runs/recon_real runs/sr_real
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from mridiff.io.figures import loss_curve_png
+from mridiff.training.run import export_checkpoint
+
+
+def loss_history(run: Path, offset: int = 0) -> list[tuple[int, float]]:
+    """``(step, loss)`` from every Lightning CSV log of a run, in step order, shifted by ``offset`` steps."""
+    rows: dict[int, float] = {}
+    for log in sorted(run.glob("logs/version_*/metrics.csv")):
+        with log.open() as fh:
+            for r in csv.DictReader(fh):
+                if r.get("train/loss"):
+                    rows[int(r["step"]) + offset] = float(r["train/loss"])
+    return sorted(rows.items())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, default=Path("training_state"))
+    p.add_argument("--step-offset", type=int, default=0, help="steps trained before this run (from --init-from)")
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for run in args.runs:
+        name = run.name
+        model = export_checkpoint(run / "checkpoints" / "last.ckpt", args.out / f"{name}.safetensors",
+                                  overwrite=True)
+        history = loss_history(run, args.step_offset)
+        csv_path = args.out / f"{name}_loss.csv"
+        previous: list[tuple[int, float]] = []
+        if csv_path.exists():
+            with csv_path.open() as fh:
+                previous = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(fh)]
+        merged = sorted({**dict(previous), **dict(history)}.items())
+        with csv_path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["step", "loss"])
+            writer.writerows(merged)
+        if len(merged) > 1:
+            loss_curve_png(merged, csv_path.with_suffix(".png"))
+        print(f"{run}: {model} ({len(merged)} loss points)")
+
+
+if __name__ == "__main__":
+    main()
