@@ -32,6 +32,7 @@ def loss_history(run: Path, offset: int = 0) -> list[tuple[int, float]]:
 
 
 def main() -> None:
+    """Export and log every run given on the command line."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=Path("training_state"))
