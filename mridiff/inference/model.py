@@ -13,8 +13,8 @@ import torch
 
 from mridiff.diffusion.schedules import NoiseSchedule
 from mridiff.errors import InputError
+from mridiff.io.models import load_exported
 from mridiff.models.unet import ConditionalUNet, UNetConfig
-from mridiff.training.checkpoint import load_exported
 
 DEFAULT_MODELS: dict[str, str] = {"recon": "recon.safetensors", "sr": "sr_x2.safetensors",
                                   "augment": "augment.safetensors"}

@@ -21,10 +21,10 @@ import pytest
 import torch
 
 from mridiff.data import h5_writer
+from mridiff.io import models as ckpt_mod
 from mridiff.io.figures import panel_png
 from mridiff.io.outputs import write_json, write_submission_h5
 from mridiff.models.unet import ConditionalUNet
-from mridiff.training import checkpoint as ckpt_mod
 from mridiff.training.checkpoint import SafeCheckpointIO, export_model, safe_torch_load
 
 
