@@ -117,3 +117,50 @@ def reliability_png(curves: dict[str, Sequence[tuple[float, float]]], path: str 
         draw.text((size + 4, pad + 14 * i), label[:26], fill=colour)
     with atomic_path(path, overwrite) as tmp:
         img.save(tmp, format="PNG")
+
+
+def heat_rgb(values: np.ndarray, vmax: float) -> np.ndarray:
+    """A perceptually ordered black-red-yellow-white heat map of ``values / vmax`` as uint8 RGB (H, W, 3)."""
+    t = np.clip(np.nan_to_num(np.asarray(values, dtype=np.float64)) / (vmax if vmax > 0 else 1.0), 0.0, 1.0)
+    rgb = np.stack([np.clip(3 * t, 0, 1), np.clip(3 * t - 1, 0, 1), np.clip(3 * t - 2, 0, 1)], axis=-1)
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def overlay_rgb(image: np.ndarray, values: np.ndarray, vmax_image: float, vmax_values: float,
+                alpha: float = 0.6) -> np.ndarray:
+    """A grey image with ``values`` blended on top as a heat map (transparent where the values are 0)."""
+    grey = to_uint8(image, vmax_image).astype(np.float64)[..., None].repeat(3, axis=-1)
+    heat = heat_rgb(values, vmax_values).astype(np.float64)
+    weight = alpha * np.clip(np.asarray(values, dtype=np.float64) / (vmax_values or 1.0), 0, 1)[..., None]
+    return ((1 - weight) * grey + weight * heat).round().astype(np.uint8)
+
+
+def colour_panel_png(columns: Sequence[np.ndarray], labels: Sequence[str], path: str | os.PathLike[str],
+                     colourbar: tuple[str, float] | None = None, overwrite: bool = False) -> None:
+    """One row of images (grey 2D or RGB (H, W, 3) uint8) with labels, and an optional heat colour bar.
+
+    Args:
+        columns: the images, all the same height and width.
+        labels: one label per image.
+        path: output PNG.
+        colourbar: ``(label, vmax)`` of the heat map used in the RGB columns: a bar from 0 to ``vmax``.
+        overwrite: replace an existing file.
+    """
+    height, width = columns[0].shape[:2]
+    bar_w = 70 if colourbar else 0
+    canvas = Image.new("RGB", (len(columns) * width + bar_w, height + LABEL_HEIGHT), color=(0, 0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for c, img in enumerate(columns):
+        arr = img if img.ndim == 3 else to_uint8(img)
+        canvas.paste(Image.fromarray(arr).convert("RGB"), (c * width, LABEL_HEIGHT))
+        draw.text((c * width + 2, 1), labels[c], fill=(255, 255, 255))
+    if colourbar:
+        name, vmax = colourbar
+        ramp = heat_rgb(np.linspace(1, 0, height - 20)[:, None].repeat(12, axis=1), 1.0)
+        x0 = len(columns) * width + 6
+        canvas.paste(Image.fromarray(ramp), (x0, LABEL_HEIGHT + 10))
+        draw.text((x0, 1), name[:11], fill=(255, 255, 255))
+        draw.text((x0 + 16, LABEL_HEIGHT + 8), f"{vmax:.3g}", fill=(255, 255, 255))
+        draw.text((x0 + 16, LABEL_HEIGHT + height - 22), "0", fill=(255, 255, 255))
+    with atomic_path(path, overwrite) as tmp:
+        canvas.save(tmp, format="PNG")
