@@ -20,7 +20,7 @@ def test_heat_map_runs_black_to_white() -> None:
 def test_overlay_leaves_zero_pixels_grey() -> None:
     img = np.full((4, 4), 0.5)
     values = np.zeros((4, 4))
-    values[0, 0] = 1.0
+    values[0, 0] = 0.5  # mid-heat: orange
     out = overlay_rgb(img, values, 1.0, 1.0)
     assert (out[1:, 1:] == out[1, 1, 0]).all()  # untouched pixels stay grey (R = G = B)
     assert out[0, 0, 0] > out[0, 0, 2]
