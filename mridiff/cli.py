@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mridiff import __version__
-from mridiff.commands import audit, augment, calibrate, demo, info, reconstruct, superres, train
+from mridiff.commands import audit, augment, calibrate, demo, evaluate, info, reconstruct, superres, train
 from mridiff.commands.common import EXIT_USER_ERROR
-from mridiff.errors import InputError
+from mridiff.errors import InputError, Interrupted
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mridiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    for module in (train, reconstruct, calibrate, superres, augment, audit, demo, info):
+    for module in (train, reconstruct, calibrate, evaluate, superres, augment, audit, demo, info):
         module.register(sub)
     return parser
 
@@ -84,9 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"mridiff: error: {exc.message()}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM where a command turns it into Interrupted
         print("mridiff: interrupted", file=sys.stderr)
-        return 130
+        return 128 + exc.signum if isinstance(exc, Interrupted) else 130
     except OSError as exc:  # disk full, permission denied while writing: the environment, not a bug
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"mridiff: error: {where}{exc.strerror or exc}", file=sys.stderr)

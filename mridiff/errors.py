@@ -33,3 +33,16 @@ class InputError(Exception):
         where = f"{self.path}: " if self.path else ""
         tail = f" ({self.hint})" if self.hint else ""
         return f"{where}{self.problem}{tail}".replace("\n", " ")
+
+
+class Interrupted(KeyboardInterrupt):
+    """A termination signal (SIGTERM) turned into an exception so that cleanup runs, like Ctrl-C.
+
+    Args:
+        signum: The signal received; the CLI exits with ``128 + signum`` (143 for SIGTERM), as a shell would.
+
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

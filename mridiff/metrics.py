@@ -19,6 +19,11 @@ def _as_volume(x: np.ndarray) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else arr
 
 
+def mse(gt: np.ndarray, pred: np.ndarray) -> float:
+    """Mean squared error over the whole volume (fastmri.evaluate.mse)."""
+    return float(fm_eval.mse(_as_volume(gt), _as_volume(pred)))
+
+
 def nmse(gt: np.ndarray, pred: np.ndarray) -> float:
     """||gt - pred||^2 / ||gt||^2 over the whole volume (fastmri.evaluate.nmse)."""
     return float(fm_eval.nmse(_as_volume(gt), _as_volume(pred)))
@@ -64,6 +69,21 @@ def volume_metrics(gt: np.ndarray, pred: np.ndarray, crop: bool = True) -> dict[
     if crop:
         gt, pred = crop_like_fastmri(gt, pred)
     return {"NMSE": nmse(gt, pred), "PSNR": psnr(gt, pred), "SSIM": ssim(gt, pred)}
+
+
+def fastmri_metrics(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """MSE, NMSE, PSNR and SSIM of one volume as ``fastmri/evaluate.py`` computes them (all four of its metrics).
+
+    Both volumes are cropped as :func:`crop_like_fastmri` (fastMRI's (W, W) crop of the target whenever it is
+    defined) and keep their stored dtype, so the numbers equal fastMRI's own for the same arrays.
+
+    Raises:
+        ValueError: If the prediction is smaller than the evaluated square.
+
+    """
+    gt_c, pred_c = crop_like_fastmri(gt, pred)
+    return {"MSE": mse(gt_c, pred_c), "NMSE": nmse(gt_c, pred_c), "PSNR": psnr(gt_c, pred_c),
+            "SSIM": ssim(gt_c, pred_c)}
 
 
 def uncertainty_calibration(gt: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:

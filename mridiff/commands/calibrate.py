@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add the ``calibrate`` sub-command."""
     p = sub.add_parser("calibrate", help="conformal calibration of the uncertainty of a recon model")
-    p.add_argument("--model", help="exported recon model (.safetensors); the bundled one if omitted")
+    p.add_argument("--ckpt", "--model", dest="model",
+                   help="exported recon model (.safetensors); the bundled one if omitted")
     p.add_argument("--data", required=True, help="directory of fully sampled single-coil validation files")
     p.add_argument("--data-multicoil", help="directory of fully sampled multi-coil validation files")
     p.add_argument("--out", required=True, help="calibrated copy of the model (.safetensors)")

@@ -98,7 +98,7 @@ def read_input(path: Path, opts: SRFileOptions) -> LowresInput:
     if path.name.endswith((".h5", ".hdf5")):
         slices, recon, fov = _read_fastmri(path)
         data_shape: tuple[int, int, int] = (recon[1], recon[0], slices.shape[0])
-        affine, axis = fastmri_affine(fov, recon), 2
+        affine, axis = fastmri_affine(fov, recon, slices.shape[0]), 2
     else:
         vol = read_nifti(path, opts.volume)
         if opts.axis not in (0, 1, 2):

@@ -176,7 +176,7 @@ def write_nifti(
         data: 2D-4D real array; stored as float32 (or its own dtype when integer/float already).
         affine: ``(4, 4)`` voxel-to-world matrix; sets qform/sform and the voxel sizes.
         header: Optional input header; only its spatial/temporal units, qform/sform codes and intent code are
-            copied.
+            copied. Units the header leaves unknown (and all units without a header) are written as mm and s.
         overwrite: Replace an existing file.
         descrip: Text for the header's ``descrip`` field (at most 80 characters).
 
@@ -208,6 +208,8 @@ def write_nifti(
         scode = int(header["sform_code"]) or 1
         hdr.set_xyzt_units(*header.get_xyzt_units())
         hdr.set_intent(int(header["intent_code"]), allow_unknown=True)
+    if hdr.get_xyzt_units()[0] == "unknown":  # the affine is in mm (NIfTI's RAS+ world); say so
+        hdr.set_xyzt_units("mm", hdr.get_xyzt_units()[1] if hdr.get_xyzt_units()[1] != "unknown" else "sec")
     img = nib.Nifti1Image(arr, aff, header=hdr)
     img.set_qform(aff, code=qcode)
     img.set_sform(aff, code=scode)

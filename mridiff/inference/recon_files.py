@@ -28,6 +28,8 @@ from mridiff.data.fastmri_h5 import ScanInfo, open_scan, read_slice
 from mridiff.data.nifti import write_nifti
 from mridiff.data.transforms import center_crop
 from mridiff.errors import InputError
+from mridiff.inference.calibration import risk_score
+from mridiff.inference.provenance import aggregate, file_record
 from mridiff.inference.reconstruct import Reconstructor
 from mridiff.io.atomic import check_writable
 from mridiff.io.figures import panel_png
@@ -59,6 +61,15 @@ class ReconOptions:
     overwrite: bool = False
     progress: bool = True
     png_slices: int = 3
+    coverage: float = 0.9
+
+
+# Hallucination-risk flag: a slice is flagged when more than RISK_FLAG of its object pixels have a calibrated
+# half-width above RISK_WIDTH of the slice's 99th percentile (the data leave a large part of the image open).
+RISK_WIDTH = 0.1
+RISK_FLAG = 0.1
+RISK_RULE = (f"more than {RISK_FLAG:.0%} of object pixels with a calibrated half-width above {RISK_WIDTH:.0%} of the "
+             "slice's 99th percentile")
 
 
 def volume_seed(path: Path, seed: int) -> int:
@@ -95,11 +106,15 @@ def retrospective_note(path: Path, opts: ReconOptions) -> str:
             f"centre fraction {spec.fraction:g})")
 
 
+def _retrospective_spec(opts: ReconOptions) -> MaskSpec:
+    return MaskSpec(opts.mask_type, opts.acceleration, opts.center_fraction)
+
+
 def _sampling_mask(info: ScanInfo, opts: ReconOptions) -> tuple[torch.Tensor, bool]:
     """The file's own mask, or a retrospective one; the flag says whether it is retrospective."""
     if info.mask is not None:
         return torch.from_numpy(info.mask).float(), False
-    spec = MaskSpec(opts.mask_type, opts.acceleration, opts.center_fraction)
+    spec = _retrospective_spec(opts)
     return make_mask(spec, info.encoded_size, volume_seed(info.path, opts.seed)), True
 
 
@@ -155,6 +170,8 @@ def reconstruct_file(path: Path, out_dir: Path, rec: Reconstructor, opts: ReconO
         note(retrospective_note(path, opts))
     _warn_out_of_domain(info, rec.model.meta)
     means, stds, zfs, gts = [], [], [], []
+    bounds: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    calibration: dict[str, Any] | None = None
     nfe, seconds = 0, 0.0
     chunks = range(0, info.num_slices, opts.batch_size)
     for start in tqdm(chunks, desc=path.name, unit="batch", disable=not opts.progress):
@@ -164,8 +181,11 @@ def reconstruct_file(path: Path, out_dir: Path, rec: Reconstructor, opts: ReconO
         result = rec.reconstruct(kspace, mask, multicoil=info.multicoil, steps=opts.steps, sampler=opts.sampler,
                                  dc=opts.dc, samples=opts.samples, seed=opts.seed + start,
                                  batch_size=opts.batch_size, noise_std=opts.noise_std,
-                                 sens_method=opts.sens_method, progress=False)
+                                 sens_method=opts.sens_method, progress=False, coverage=opts.coverage)
         nfe, seconds = result.nfe, seconds + result.seconds_per_slice * len(idx)
+        calibration = result.calibration
+        if result.interval is not None:
+            bounds.append((result.interval.std_calibrated, result.interval.lower, result.interval.upper))
         means.append(result.mean)
         stds.append(result.std)
         zfs.append(result.zero_filled)
@@ -186,7 +206,11 @@ def reconstruct_file(path: Path, out_dir: Path, rec: Reconstructor, opts: ReconO
         except ValueError:  # a stored target smaller than the recon size: the reconstruction still stands
             metrics_error = f"target slices {tuple(gts[0].shape)} are smaller than the reconstruction {size}"
             warnings.warn(f"{path}: {metrics_error}; no metrics", stacklevel=2)
-    affine = fastmri_affine(info.fov_mm, size)
+    calibrated = None
+    if bounds and len(bounds) == len(means):
+        calibrated = {name: center_crop(np.concatenate([b[j] for b in bounds]), size)
+                      for j, name in enumerate(("std_calibrated", "lower", "upper"))}
+    affine = fastmri_affine(info.fov_mm, size, info.num_slices)
     picks = np.unique(np.linspace(info.num_slices // 4, 3 * info.num_slices // 4, opts.png_slices).astype(int))
     rows = []
     for i in picks:
@@ -206,7 +230,10 @@ def reconstruct_file(path: Path, out_dir: Path, rec: Reconstructor, opts: ReconO
                   vmaxes=[vmax, vmax, vmax, err_max, err_max], overwrite=opts.overwrite,
                   row_labels=[f"slice {i}" for i in picks])
         written.append(outs["png"])
-        write_submission_h5(outs["h5"], mean, opts.overwrite, {"uncertainty": std} if opts.samples > 1 else None)
+        extra = {"uncertainty": std} if opts.samples > 1 else {}
+        if calibrated is not None:  # calibrated interval at opts.coverage (see Reconstructor.reconstruct)
+            extra.update(calibrated)
+        write_submission_h5(outs["h5"], mean, opts.overwrite, extra or None)
     except BaseException:
         for done in written:
             done.unlink(missing_ok=True)
@@ -215,10 +242,20 @@ def reconstruct_file(path: Path, out_dir: Path, rec: Reconstructor, opts: ReconO
         output_paths(path, out_dir)["std"].unlink(missing_ok=True)
     metrics: dict[str, Any] = {"file": path.name, "slices": info.num_slices, "nfe": nfe,
                                "seconds_per_slice": seconds / info.num_slices,
-                               "mask": "file" if not retrospective else f"{opts.mask_type} x{opts.acceleration}",
-                               "outputs": {k: str(v) for k, v in outs.items()}, "options": vars(opts).copy()}
+                               "outputs": {k: str(v) for k, v in outs.items()},
+                               **file_record(vars(opts), mask.numpy(), _retrospective_spec(opts) if retrospective
+                                             else None)}
     if metrics_error is not None:
         metrics["metrics_error"] = metrics_error
+    if calibration is not None:
+        metrics["calibration"] = dict(calibration)
+        if calibrated is not None:
+            risk = risk_score(calibrated["std_calibrated"], mean, RISK_WIDTH)
+            flagged = [int(i) for i in np.flatnonzero(risk > RISK_FLAG)]
+            metrics["calibration"].update({"risk_per_slice": [round(float(r), 4) for r in risk],
+                                           "flagged_slices": flagged, "risk_rule": RISK_RULE})
+            if flagged:
+                warnings.warn(f"{path}: slices {flagged} have a high hallucination risk ({RISK_RULE})", stacklevel=2)
     if gt is not None:
         try:
             metrics.update(_volume_metrics(gt, mean, zf, std, opts.samples))
@@ -276,19 +313,27 @@ class MetricsLog:
     only when its file is reconstructed again. A ``metrics.json`` that mridiff cannot read as its own is refused
     without ``overwrite`` (and replaced with it), before any work is done.
 
+    Beside the entries the file holds the run's ``options``, its ``provenance`` (model file and SHA-256, software
+    versions, device: see :mod:`mridiff.inference.provenance`; each entry also carries the provenance of the run
+    that made it) and an ``aggregate`` over all entries (mean and sample standard deviation per method and metric,
+    as fastMRI's evaluate reports them).
+
     Args:
         path: The ``metrics.json``.
         options: The run's settings, stored beside the entries.
         overwrite: Whether an unreadable or foreign ``metrics.json`` may be replaced.
+        provenance: Where the results come from (may also be set later, once the model is loaded).
 
     Raises:
         InputError: For a ``metrics.json`` that is not mridiff's, without ``overwrite``.
 
     """
 
-    def __init__(self, path: Path, options: dict[str, Any], overwrite: bool) -> None:
+    def __init__(self, path: Path, options: dict[str, Any], overwrite: bool,
+                 provenance: dict[str, Any] | None = None) -> None:
         self.path = path
         self.options = options
+        self.provenance = provenance
         self.entries: list[dict[str, Any]] = self._load(overwrite)
 
     def _load(self, overwrite: bool) -> list[dict[str, Any]]:
@@ -309,9 +354,12 @@ class MetricsLog:
 
     def add(self, entry: dict[str, Any]) -> None:
         """Record one finished file (replacing an earlier entry of the same file) and rewrite the file."""
+        if self.provenance is not None and "provenance" not in entry:
+            entry = {**entry, "provenance": self.provenance}
         same = [i for i, e in enumerate(self.entries) if e.get("file") == entry["file"]]
         if same:
             self.entries[same[0]] = entry
         else:
             self.entries.append(entry)
-        write_json(self.path, {"files": self.entries, "options": self.options}, overwrite=True)
+        write_json(self.path, {"files": self.entries, "options": self.options, "provenance": self.provenance,
+                               "aggregate": aggregate(self.entries)}, overwrite=True)

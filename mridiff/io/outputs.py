@@ -37,19 +37,35 @@ def write_submission_h5(path: str | os.PathLike[str], reconstruction: np.ndarray
     return Path(path)
 
 
-def fastmri_affine(fov_mm: tuple[float, float, float] | None, recon_size: tuple[int, int]) -> np.ndarray:
-    """A nominal NIfTI affine for a fastMRI reconstruction (S, h, w) stored as volume (w, h, S).
+def fastmri_affine(fov_mm: tuple[float, float, float] | None, recon_size: tuple[int, int],
+                   num_slices: int = 1) -> np.ndarray:
+    """The NIfTI affine of a fastMRI reconstruction (S, h, w) stored as volume (w, h, S), in mm.
 
-    fastMRI HDF5 carries no patient orientation, so the orientation is nominal (identity directions); the voxel
-    sizes come from the header's reconSpace field of view (x, y in-plane; z is the slice thickness).
-    Without a header the voxels are 1 mm.
+    fastMRI HDF5 carries no patient position, so the orientation is nominal but follows the layout of the images
+    (fastMRI's brain data and ``data_prep.nifti_to_fastmri``, which shows a slice with the higher world coordinate
+    at the top and the first in-plane axis along the columns): image row 0 is the top of the picture (anterior for
+    axial slices), so the voxel axis along the rows points to posterior, and the columns run towards patient right.
+    Axis codes: ``('R', 'P', 'S')``. In nibabel, ITK-SNAP and 3D Slicer the slice then shows the right way up, as in
+    the PNG and the source volume. The volume is centred on the world origin. Voxel sizes come from the header's
+    reconSpace field of view (x, y in-plane; z is the slice thickness); without a usable header they are 1 mm.
+
+    Args:
+        fov_mm: Field of view (x, y, z) in mm from the ISMRMRD header, or ``None``.
+        recon_size: (h, w) of the reconstruction.
+        num_slices: S, to centre the volume along the slice axis.
+
+    Returns:
+        float64 (4, 4) voxel-to-world (RAS+, mm) matrix.
+
     """
     h, w = recon_size
     if fov_mm is None or not all(np.isfinite(fov_mm)) or min(fov_mm) <= 0:
         dx = dy = dz = 1.0
     else:
         dx, dy, dz = fov_mm[0] / w, fov_mm[1] / h, fov_mm[2]
-    return np.diag([dx, dy, dz, 1.0])
+    affine = np.diag([dx, -dy, dz, 1.0])
+    affine[:3, 3] = [-dx * (w - 1) / 2, dy * (h - 1) / 2, -dz * (num_slices - 1) / 2]
+    return affine
 
 
 def volume_to_nifti_array(volume: np.ndarray) -> np.ndarray:

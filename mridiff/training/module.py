@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,19 @@ class DiffusionModule(pl.LightningModule):
         self.schedule = schedule_from_config(cfg)
         self.ema = AveragedModel(self.net, avg_fn=EmaUpdate(cfg.train.ema_decay), use_buffers=True)
         self.ema.requires_grad_(False)
+        # CPU seconds of training (this process, all its threads), summed over --resume: the honest budget when a
+        # run shares a core, where wall-clock time overstates it.
+        self._cpu_base = 0.0
+        self._cpu_start: float | None = None
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds spent training this run so far, earlier invocations (``--resume``) included."""
+        running = time.process_time() - self._cpu_start if self._cpu_start is not None else 0.0
+        return self._cpu_base + running
+
+    def on_train_start(self) -> None:
+        """Start the CPU-time count of this invocation."""
+        self._cpu_start = time.process_time()
 
     def loss(self, batch: dict[str, torch.Tensor], t: torch.Tensor | None = None,
              eps: torch.Tensor | None = None) -> torch.Tensor:
@@ -133,6 +147,7 @@ class DiffusionModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the config and RNG states as primitives and tensors only (loadable with weights_only=True)."""
         checkpoint["mridiff_config"] = json.dumps(self.cfg.to_dict())
+        checkpoint["cpu_seconds"] = float(self.cpu_seconds())
         np_state = np.random.get_state()
         assert isinstance(np_state, tuple)  # the legacy (name, keys, pos, ...) form
         checkpoint["rng"] = {
@@ -142,7 +157,8 @@ class DiffusionModule(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore RNG states saved by :meth:`on_save_checkpoint`."""
+        """Restore RNG states and the CPU-time count saved by :meth:`on_save_checkpoint`."""
+        self._cpu_base = float(checkpoint.get("cpu_seconds", 0.0))
         rng = checkpoint.get("rng")
         if not rng:
             return

@@ -22,6 +22,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint, Timer
 from mridiff.config import RunConfig
 from mridiff.data.fastmri_h5 import open_scan
 from mridiff.errors import InputError
+from mridiff.models.unet import UNetConfig
 from mridiff.tasks.registry import example_builder
 from mridiff.training.checkpoint import SafeCheckpointIO, export_model, load_exported, safe_torch_load
 from mridiff.training.data import SliceDataModule, list_files
@@ -84,31 +85,113 @@ def build_trainer(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 
     )
 
 
+def check_resumable(state: Any, cfg: RunConfig, last: Path) -> None:
+    """Refuse to resume a checkpoint whose run had another task, network or diffusion schedule than ``cfg``.
+
+    The weights in the checkpoint belong to the network its run was configured with; continuing them under another
+    config would fail inside Lightning, or worse, export weights labelled with the wrong task or network.
+
+    Raises:
+        InputError: For a checkpoint without mridiff's stored config, or one whose run differs from ``cfg``.
+
+    """
+    raw = state.get("mridiff_config") if isinstance(state, dict) else None
+    if not isinstance(raw, str):
+        raise InputError(last, "not an mridiff training checkpoint (no mridiff_config)",
+                         "resume only runs started by mridiff train, or choose another --out")
+    try:
+        stored = json.loads(raw)
+        old_model = UNetConfig.from_dict(stored.get("model") or {}).to_dict()
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise InputError(last, "the checkpoint's stored config cannot be read",
+                         "start a new run with another --out") from None
+    new_model = UNetConfig.from_dict(cfg.model).to_dict()
+    changed = []
+    if stored.get("task") != cfg.task:
+        changed.append(f"task {stored.get('task')!r} -> {cfg.task!r}")
+    changed += [f"model.{k} {old_model.get(k)!r} -> {new_model.get(k)!r}" for k in sorted(new_model)
+                if old_model.get(k) != new_model.get(k)]
+    old_diffusion = stored.get("diffusion") or {}
+    changed += [f"diffusion.{k} {old_diffusion.get(k)!r} -> {v!r}" for k, v in sorted(vars(cfg.diffusion).items())
+                if old_diffusion.get(k) != v]
+    if changed:
+        raise InputError(last, f"cannot resume: the config differs from the checkpoint's run ({'; '.join(changed)}), "
+                         "so the exported model would be mislabelled",
+                         "resume with the run's own config, or start a new run with another --out")
+
+
+def check_data(cfg: RunConfig) -> None:
+    """Find the training and validation data the way the data module will, before Lightning starts.
+
+    Raises:
+        InputError: For a missing folder, file list or image bank, or no matching file.
+
+    """
+    data = cfg.data
+    if data.images:
+        if not Path(data.images).is_file():
+            raise InputError(data.images, "image bank not found (data.images)",
+                             "make one with `python -m data_prep.cheng`")
+        try:
+            with h5py.File(data.images, "r") as fh:
+                bank = isinstance(fh.get("images"), h5py.Dataset)
+        except OSError:
+            bank = False
+        if not bank:
+            raise InputError(data.images, "not an image bank (HDF5 with an 'images' dataset)",
+                             "make one with `python -m data_prep.cheng`")
+        if not (data.val_root or data.val_list):
+            raise InputError(data.images, "an image bank needs data.val_root for validation")
+    else:
+        list_files(data.root, data.train_list, data.challenge)
+        for extra in data.extra_roots:
+            list_files(extra, None, data.challenge)
+    if data.val_root or data.val_list:
+        list_files(data.val_root or data.root, data.val_list, data.challenge)
+
+
 def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accelerator: str = "auto",
-          resume: bool = False, strategy: str = "auto", progress: bool = True) -> Path | None:
+          resume: bool = False, strategy: str = "auto", progress: bool = True, overwrite: bool = False) -> Path | None:
     """Train a model and export its EMA weights to ``out_dir/model.safetensors``.
+
+    Everything a user can get wrong (an earlier run or model in ``out_dir``, a checkpoint of another run, missing
+    data) is checked before Lightning starts, so the error is the only thing printed.
 
     Args:
         cfg: the validated run configuration.
         devices: devices per node.
         num_nodes: nodes (DDP; launch with torchrun or SLURM).
         accelerator: ``auto``, ``gpu`` or ``cpu``.
-        resume: continue from ``out_dir/checkpoints/last.ckpt``.
+        resume: continue from ``out_dir/checkpoints/last.ckpt`` (its config must match ``cfg``).
         strategy: Lightning strategy (``ddp`` by default with several devices).
         progress: show a progress bar.
+        overwrite: start a new run in an ``out_dir`` that holds an earlier run or an exported model: the earlier
+            ``last.ckpt`` is removed now, the model is replaced at the end.
 
     Returns:
         The exported model path (on rank 0), else ``None``.
 
+    Raises:
+        InputError: see above.
+
     """
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     last = Path(cfg.out_dir) / "checkpoints" / "last.ckpt"
+    exported = Path(cfg.out_dir) / "model.safetensors"
     if resume and not last.is_file():
         raise InputError(last, "no checkpoint to resume from")
     if resume:
-        safe_torch_load(last)  # refuse an unsafe or damaged checkpoint before anything is built or logged
-    if not resume and last.is_file():
-        raise InputError(last, "a previous run exists in out_dir", "pass --resume to continue it or choose --out")
+        # refuse an unsafe, damaged or foreign checkpoint before anything is built or logged
+        check_resumable(safe_torch_load(last), cfg, last)
+    elif not overwrite and last.is_file():
+        raise InputError(last, "a previous run exists in out_dir",
+                         "pass --resume to continue it, --overwrite to start over, or choose another --out")
+    elif not overwrite and (exported.exists() or exported.is_symlink()):
+        raise InputError(exported, "a model exported by an earlier run exists in out_dir and would be replaced",
+                         "pass --overwrite to replace it, or choose another --out")
+    check_data(cfg)
+    if overwrite and not resume:
+        last.unlink(missing_ok=True)  # the user asked to start over: --resume must not find the old run
     make_example = example_builder(cfg)
     dm = SliceDataModule(cfg, make_example)
     module = DiffusionModule(cfg)
@@ -126,8 +209,10 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
         return None
     image_size = dm.train_set.image_size if dm.train_set else None
     meta = model_meta(cfg, module, trainer.global_step, elapsed, image_size, history.history[-50:])
+    meta["training"]["cpu_seconds"] = round(module.cpu_seconds(), 1)
     meta["training"]["totals"] = {
         "steps": prior["steps"] + trainer.global_step, "seconds": round(prior["seconds"] + elapsed, 1),
+        "cpu_seconds": round(prior.get("cpu_seconds", 0.0) + module.cpu_seconds(), 1),
         "continued_from": prior.get("sha256"),
     }
     out = export_model(module.ema.module, meta, Path(cfg.out_dir) / "model.safetensors", overwrite=True,
@@ -153,8 +238,10 @@ def continue_from(module: DiffusionModule, cfg: RunConfig, load_weights: bool) -
         module.ema.module.load_state_dict(weights)
     training = meta.get("training", {})
     totals = training.get("totals") or {"steps": training.get("global_step") or 0,
-                                        "seconds": training.get("seconds") or 0.0}
-    return {"steps": int(totals["steps"]), "seconds": float(totals["seconds"]), "sha256": meta.get("sha256")}
+                                        "seconds": training.get("seconds") or 0.0,
+                                        "cpu_seconds": training.get("cpu_seconds") or 0.0}
+    return {"steps": int(totals["steps"]), "seconds": float(totals["seconds"]),
+            "cpu_seconds": float(totals.get("cpu_seconds") or 0.0), "sha256": meta.get("sha256")}
 
 
 def model_meta(cfg: RunConfig, module: DiffusionModule, global_step: int, seconds: float | None,
@@ -219,6 +306,8 @@ def export_checkpoint(ckpt_path: Path, out: Path, overwrite: bool = False) -> Pa
     timer = state.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {})
     seconds = float(timer["train"]) if "train" in timer else None
     meta = model_meta(cfg, module, int(state["global_step"]), seconds, image_size, [])
+    if "cpu_seconds" in state:
+        meta["training"]["cpu_seconds"] = round(float(state["cpu_seconds"]), 1)
     return export_model(module.ema.module, meta, out, overwrite=overwrite, half=cfg.train.export_half)
 
 

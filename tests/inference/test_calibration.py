@@ -131,3 +131,32 @@ def test_calibrate_command_and_calibrated_reconstruction(tiny_recon_model: Path,
     assert plain.calibration["status"] == "uncalibrated"
     one = Reconstructor(out, device="cpu").reconstruct(data.kspace, mask, samples=1, steps=2)
     assert one.interval is None and one.calibration is None
+
+
+def test_reconstruct_writes_calibrated_intervals_and_says_when_uncalibrated(
+        tiny_recon_model: Path, tiny_dataset: dict[str, Path], tmp_path: Path) -> None:
+    import json
+
+    import h5py
+
+    from mridiff.cli import main
+
+    model = tmp_path / "calibrated.safetensors"
+    assert main(["calibrate", "--model", str(tiny_recon_model), "--data", str(tiny_dataset["singlecoil"]),
+                 "--out", str(model), "--accelerations", "4", "--dc", "hard", "--samples", "2", "--steps", "2",
+                 "--no-progress"]) == 0
+    scan = sorted(tiny_dataset["singlecoil"].glob("*.h5"))[0]
+    for name, ckpt in (("cal", model), ("plain", tiny_recon_model)):
+        out = tmp_path / name
+        assert main(["reconstruct", str(scan), "--ckpt", str(ckpt), "--out", str(out), "--samples", "2",
+                     "--steps", "2", "--no-progress"]) == 0
+        entry = json.loads((out / "metrics.json").read_text())["files"][0]
+        with h5py.File(out / "reconstructions" / scan.name, "r") as fh:
+            keys = set(fh.keys())
+        if name == "cal":
+            assert entry["calibration"]["status"] == "calibrated" and entry["calibration"]["level"] == 0.9
+            assert len(entry["calibration"]["risk_per_slice"]) == entry["slices"]
+            assert {"std_calibrated", "lower", "upper", "uncertainty"} <= keys
+        else:
+            assert entry["calibration"]["status"] == "uncalibrated"
+            assert "std_calibrated" not in keys

@@ -486,6 +486,86 @@ def _output_exists(case_dir: Path, assets: Assets) -> Invocation:
     return _recon(assets.scan, assets, case_dir, subject=existing)
 
 
+def _train_argv(cfg_path: Path, *extra: str) -> list[str]:
+    return ["train", "-c", str(cfg_path), "--accelerator", "cpu", "--no-progress", *extra]
+
+
+def _existing_model(case_dir: Path, assets: Assets) -> Invocation:
+    """``train`` into an ``--out`` that holds an exported model but no checkpoint (issue 14: it was replaced)."""
+    out = case_dir / "out"
+    out.mkdir()
+    model = write_tiny_model(out / "model.safetensors")
+    cfg = tiny_train_config(case_dir / "cfg.yaml", assets.train_data, out)
+    return Invocation("mridiff", _train_argv(cfg), out, model)
+
+
+def _existing_run(case_dir: Path, assets: Assets) -> Invocation:
+    out = case_dir / "out"
+    cfg = tiny_train_config(case_dir / "cfg.yaml", assets.train_data, out)
+    last = out / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    torch.save({"mridiff_config": json.dumps(yaml.safe_load(cfg.read_text())), "global_step": 1}, last)
+    return Invocation("mridiff", _train_argv(cfg), out, last)
+
+
+def _stored_run(change: Callable[[dict[str, Any]], None] | None) -> LastCkptWriter:
+    """A ``last.ckpt`` whose stored config is the case's config, changed by ``change`` (``None``: no config)."""
+
+    def write(last: Path, case_dir: Path) -> tuple[Path, ...]:
+        state: dict[str, Any] = {"state_dict": {"net.w": torch.zeros(2)}, "global_step": 1, "epoch": 0}
+        if change is not None:
+            stored = yaml.safe_load((case_dir / "bad.yaml").read_text())
+            change(stored)
+            state["mridiff_config"] = json.dumps(stored)
+        torch.save(state, last)
+        return ()
+
+    return write
+
+
+def _stored_wider_network(stored: dict[str, Any]) -> None:
+    stored["model"]["channels"] = [16, 32]
+
+
+def _stored_sr_task(stored: dict[str, Any]) -> None:
+    stored["task"] = "sr"
+
+
+def _data_for_image_bank(case_dir: Path, assets: Assets) -> Invocation:
+    out = case_dir / "out"
+    cfg = tiny_train_config(case_dir / "bank.yaml", assets.train_data, out)
+    data = yaml.safe_load(cfg.read_text())
+    data["data"].update({"images": str(case_dir / "train_images.h5"), "val_root": str(assets.train_data)})
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    return Invocation("mridiff", _train_argv(cfg, "--data", str(assets.train_data)), out, cfg)
+
+
+def _missing_val(case_dir: Path, assets: Assets) -> Invocation:
+    out = case_dir / "out"
+    cfg = tiny_train_config(case_dir / "cfg.yaml", assets.train_data, out)
+    data = yaml.safe_load(cfg.read_text())
+    data["data"]["val_root"] = str(case_dir / "val")
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    return Invocation("mridiff", _train_argv(cfg), out, case_dir / "val")
+
+
+def _evaluate(prediction: np.ndarray | None) -> Callable[[Path, Assets], Invocation]:
+    """``mridiff evaluate`` of the good scan against a prediction (``None``: the prediction file is missing)."""
+
+    def build(case_dir: Path, assets: Assets) -> Invocation:
+        targets, preds = case_dir / "targets", case_dir / "preds"
+        targets.mkdir()
+        preds.mkdir()
+        write_good_scan(targets / "scan.h5")
+        if prediction is not None:
+            with h5py.File(preds / "scan.h5", "w") as hf:
+                hf.create_dataset("reconstruction", data=prediction)
+        argv = ["evaluate", "--target-path", str(targets), "--predictions-path", str(preds)]
+        return Invocation("mridiff", argv, preds, preds / "scan.h5")
+
+    return build
+
+
 def _header_malformed(d: Path) -> Path:
     return write_scan(d / "bad_header.h5", good_kspace(), header=b"<ismrmrdHeader><encoding><encodedSpace>")
 
@@ -566,6 +646,27 @@ CASES: tuple[BadCase, ...] = (
             "model.channels", _config_case(_model_wrong_type)),
     BadCase("config_not_utf8", "config", "config file is not UTF-8 (a Latin-1 byte)", "error", "not utf-8",
             _config_case(_not_utf8)),
+    # --- training runs (issue 14): no model lost, no mislabelled export, errors before Lightning starts
+    BadCase("train_existing_model", "train", "`--out` holds a `model.safetensors` (no checkpoint), no `--overwrite`",
+            "error", "a model exported by an earlier run", _existing_model),
+    BadCase("train_existing_run", "train", "`--out` holds `checkpoints/last.ckpt`, neither `--resume` nor "
+            "`--overwrite`", "error", "a previous run exists", _existing_run),
+    BadCase("resume_other_network", "train", "`--resume` with `model.channels` changed from the checkpoint's run",
+            "error", "cannot resume", _config_case(_no_change, _stored_run(_stored_wider_network))),
+    BadCase("resume_other_task", "train", "`--resume` of a run of task `sr` with a `recon` config", "error",
+            "cannot resume", _config_case(_no_change, _stored_run(_stored_sr_task))),
+    BadCase("resume_foreign", "train", "`--resume` from a last.ckpt without mridiff's stored config", "error",
+            "not an mridiff training checkpoint", _config_case(_no_change, _stored_run(None))),
+    BadCase("train_data_image_bank", "train", "`--data DIR` with an image-bank config (`data.images`)", "error",
+            "image bank", _data_for_image_bank),
+    BadCase("train_missing_val", "train", "`data.val_root` does not exist", "error", "not found", _missing_val),
+    # --- evaluation
+    BadCase("evaluate_no_prediction", "evaluate", "a target without a submission file of the same name", "error",
+            "no prediction", _evaluate(None)),
+    BadCase("evaluate_smaller", "evaluate", "a 20x20 prediction for a 32x32 target", "error",
+            "smaller than the evaluated", _evaluate(np.ones((SLICES, 20, 20), np.float32))),
+    BadCase("evaluate_nan", "evaluate", "NaN in the prediction", "error", "nan or inf",
+            _evaluate(np.full((SLICES, SIZE, SIZE), np.nan, np.float32))),
     # --- outputs
     BadCase("output_exists", "output", "output exists and no `--overwrite`", "error", "output already exists",
             _output_exists),

@@ -31,7 +31,9 @@ def test_same_seed_gives_bit_identical_outputs(tmp_path: Path, run_recon: Callab
     runs = [tmp_path / "run1", tmp_path / "run2", tmp_path / "other_seed"]
     for out in runs[:2]:
         outcome = run_recon([scan], out, *flags)
-        assert outcome.exit_code == 0 and "warning" not in outcome.stderr, outcome.stderr
+        # the only expected warning: the test model carries no calibration table for its K = 2 std map
+        other = [ln for ln in outcome.stderr.splitlines() if "warning" in ln and "not calibrated" not in ln]
+        assert outcome.exit_code == 0 and not other, outcome.stderr
     assert run_recon([scan], runs[2], "--seed", "8", *flags[2:]).exit_code == 0
 
     first, second, other = (_arrays(out, "scan") for out in runs)

@@ -136,7 +136,7 @@ def test_init_from_an_exported_model_carries_weights_and_totals(tiny_dataset: di
     second = train(cfg, accelerator="cpu", progress=False)
     assert second is not None
     totals = json.loads(second.with_suffix(".json").read_text())["training"]["totals"]
-    assert totals["steps"] == 4 and totals["continued_from"] == meta["sha256"]
+    assert totals["steps"] == 4 and totals["continued_from"] == meta["sha256"] and totals["cpu_seconds"] > 0
     other = config_from_dict({**cfg.to_dict(), "model": {**TINY_MODEL, "channels": [4, 8]}})
     other.train.init_from = str(first)
     with pytest.raises(InputError, match="another network size"):

@@ -82,4 +82,5 @@ def test_export_of_a_training_checkpoint_keeps_steps_and_time(tiny_dataset: dict
     assert main(["export", str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "--out", str(out)]) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["training"]["global_step"] == 2 and meta["training"]["seconds"] > 0
+    assert 0 < meta["training"]["cpu_seconds"] <= 2 * meta["training"]["seconds"] + 60
     assert main(["export", str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "--out", str(out)]) != 0
