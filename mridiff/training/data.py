@@ -53,6 +53,14 @@ def list_files(root: str | Path, list_file: str | None = None, challenge: str = 
     return files
 
 
+def worker_generator(seed: int) -> np.random.Generator:
+    """A random stream of its own for each (seed, DDP rank, loader worker), so no two processes repeat examples."""
+    info = get_worker_info()
+    worker = info.id if info is not None else 0
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    return np.random.default_rng([seed, rank, worker])
+
+
 class SliceDataset(Dataset[Example]):
     """All slices of a list of fastMRI-layout files, each turned into an example by ``make_example``.
 
@@ -78,10 +86,7 @@ class SliceDataset(Dataset[Example]):
 
     def _generator(self) -> np.random.Generator:
         if self._rng is None:
-            info = get_worker_info()
-            worker = info.id if info is not None else 0
-            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-            self._rng = np.random.default_rng([self.seed, rank, worker])
+            self._rng = worker_generator(self.seed)
         return self._rng
 
     def __getitem__(self, idx: int) -> Example:
@@ -171,10 +176,7 @@ class ImageBankDataset(Dataset[Example]):
 
     def _generator(self) -> np.random.Generator:
         if self._rng is None:
-            info = get_worker_info()
-            worker = info.id if info is not None else 0
-            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-            self._rng = np.random.default_rng([self.seed, rank, worker])
+            self._rng = worker_generator(self.seed)
         return self._rng
 
     def __getitem__(self, idx: int) -> Example:
