@@ -85,8 +85,8 @@ def read_image_bank(path: Path) -> tuple[list[str], np.ndarray] | None:
         with h5py.File(path, "r") as fh:
             if "images" not in fh or "kspace" in fh:
                 return None
-            names = [n.decode() if isinstance(n, bytes) else str(n) for n in fh["names"][:]] if "names" in fh \
-                else [str(i) for i in range(fh["images"].shape[0])]
+            raw = fh["names"][:] if "names" in fh else range(fh["images"].shape[0])
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in raw]
             return names, np.asarray(fh["images"], dtype=np.float32)
     except OSError:
         return None

@@ -207,7 +207,8 @@ def calibrate_model(rec: Reconstructor, files: dict[bool, list[Path]], modes: li
         paths = files.get(mode.multicoil) or []
         if not paths:
             raise ValueError(f"no calibration files for {mode.key}")
-        data = [read_slice(open_scan(p), s) for p in paths for s in range(open_scan(p).num_slices)]
+        scans = [open_scan(p) for p in paths]
+        data = [read_slice(scan, s) for scan in scans for s in range(scan.num_slices)]
         shape = data[0].kspace.shape[-2:]
         data = [d for d in data if d.kspace.shape[-2:] == shape and d.target is not None]
         kspace = np.stack([d.kspace for d in data])

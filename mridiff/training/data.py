@@ -164,6 +164,7 @@ class ImageBankDataset(Dataset[Example]):
         self.remap, self.geometry = remap, geometry
         self.coils, self.snr_db = tuple(coils), (float(snr_db[0]), float(snr_db[-1]))
         self.size = size
+        self._file: h5py.File | None = None
         self._rng: np.random.Generator | None = None
 
     def __len__(self) -> int:
@@ -179,9 +180,14 @@ class ImageBankDataset(Dataset[Example]):
             self._rng = worker_generator(self.seed)
         return self._rng
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle for loader workers without the open HDF5 handle (each worker opens its own)."""
+        return {**self.__dict__, "_file": None}
+
     def __getitem__(self, idx: int) -> Example:
-        with h5py.File(self.path, "r") as fh:
-            img = np.asarray(fh["images"][idx], dtype=np.float32) / self.scale
+        if self._file is None:  # one read-only handle per process (each loader worker opens its own)
+            self._file = h5py.File(self.path, "r")
+        img = np.asarray(self._file["images"][idx], dtype=np.float32) / self.scale
         if self.size and img.shape != (self.size, self.size):
             img = resample(img, self.size)
         rng = self._generator()
