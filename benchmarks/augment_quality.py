@@ -15,7 +15,7 @@
   with Wang et al.'s weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), truncated and renormalised to the number of
   levels that fit the image (coarsest side >= 7 pixels, at most 5); SSIM below 0 counts as 0. (Wang's version uses
   contrast-structure only below the coarsest level; using full SSIM at every level is a documented simplification.)
-* Memorisation: ``mridiff.inference.audit`` against the training slices, at its default thresholds.
+* Memorisation: ``mridiff.workflows.audit`` against the training slices, at its default thresholds.
 
     python benchmarks/augment_quality.py --ckpt runs/augment_real/model.safetensors    # real data (data_prep.cheng)
     python benchmarks/augment_quality.py --real work_data/default/singlecoil_test \
@@ -38,11 +38,11 @@ import torch
 from skimage.metrics import structural_similarity
 
 from mridiff.data.transforms import normalise_percentile
-from mridiff.inference.audit import audit, load_training_slices, memorisation_rate, prepare
 from mridiff.inference.generate import SampleGenerator, sample_seed
 from mridiff.inference.model import training_summary
 from mridiff.io.figures import panel_png
 from mridiff.io.outputs import write_json
+from mridiff.workflows.audit import audit, load_training_slices, memorisation_rate, prepare
 
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 

@@ -102,21 +102,31 @@ def main() -> None:
     p.add_argument("--dc", default="hard")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/calibration")
+    p.add_argument("--holdout-val", action="store_true",
+                   help="method development: calibrate on half of the validation slices and measure coverage on "
+                        "the other half (validation only; the test folder and Colin27 are not read)")
     args = p.parse_args()
     start = time.perf_counter()
     root = Path(args.data)
     rec = Reconstructor(args.model, device="cpu")
-    cal_files = {v == "multicoil": evenly_spaced(sorted((root / f"{v}_val").glob("*.h5"), key=by_number),
-                                                 args.cal_slices) for v in args.variants}
+    val = {v == "multicoil": sorted((root / f"{v}_val").glob("*.h5"), key=by_number) for v in args.variants}
+    if args.holdout_val:  # even-numbered slices calibrate, odd-numbered ones are measured
+        held = {mc: evenly_spaced(fs, 2 * args.cal_slices) for mc, fs in val.items()}
+        cal_files = {mc: fs[0::2] for mc, fs in held.items()}
+    else:
+        cal_files = {mc: evenly_spaced(fs, args.cal_slices) for mc, fs in val.items()}
     modes = [Mode(v == "multicoil", acc, args.dc, args.samples) for v in args.variants for acc in args.accelerations]
     cal = calibrate_model(rec, cal_files, modes, steps=args.steps, seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tests: dict[str, dict[bool, list[Path]]] = {
-        "real test (meningioma)": {v == "multicoil": evenly_spaced(
+    tests: dict[str, dict[bool, list[Path]]]
+    if args.holdout_val:
+        tests = {"validation holdout": {mc: fs[1::2] for mc, fs in held.items()}}
+    else:
+        tests = {"real test (meningioma)": {v == "multicoil": evenly_spaced(
             sorted((root / f"{v}_test").glob("*.h5"), key=by_number), args.test_slices) for v in args.variants}}
     colin = Path(args.colin27)
-    if (colin / "singlecoil_test" / "colin27.h5").is_file():
+    if not args.holdout_val and (colin / "singlecoil_test" / "colin27.h5").is_file():
         tests["Colin27"] = {v == "multicoil": [colin / f"{v}_test" / "colin27.h5"] for v in args.variants}
     rows = []
     for name, files in tests.items():
@@ -132,9 +142,12 @@ def main() -> None:
     header = (f"Calibrated uncertainty, {time.strftime('%Y-%m-%d')}, {machine}, {time.perf_counter() - start:.0f} s. "
               f"Model {rec.model.path.name} ({rec.model.meta.get('sha256', '')[:12]}). Calibration: "
               f"{args.cal_slices} validation slices per variant (cheng val split; the test folder never), "
-              f"DDIM-{args.steps}, K={args.samples}, {args.dc} DC. Test: real clinical images, simulated k-space "
-              f"({args.test_slices} meningioma slices) and Colin27 (single subject, simulated k-space). Coverage over "
-              "object pixels; tumour boxes grown to 16x16.")
+              f"DDIM-{args.steps}, K={args.samples}, {args.dc} DC. "
+              + (f"Measured on {args.cal_slices} other validation slices (method development; real clinical images, "
+                 "simulated k-space). " if args.holdout_val else
+                 f"Test: real clinical images, simulated k-space ({args.test_slices} meningioma slices) and Colin27 "
+                 "(single subject, simulated k-space). ")
+              + "Coverage over object pixels; tumour boxes grown to 16x16.")
     lines = [header, "", "| data | mode | slices | cov 90 % | cov 95 % | cov 90 % in box | Spearman | Spearman box |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -17,12 +17,14 @@ from typing import Any
 import torch
 import yaml
 
-from mridiff.diffusion.loop import ConsistencySettings, reverse_diffusion
+from mridiff.diffusion.loop import reverse_diffusion
 from mridiff.diffusion.samplers import DDIMSampler, complex_randn
 from mridiff.diffusion.schedules import NoiseSchedule
 from mridiff.models.unet import ConditionalUNet, UNetConfig
+from mridiff.physics.consistency import CG, DataConsistency, Hard
 from mridiff.physics.masks import MaskSpec, make_mask
 from mridiff.physics.operators import MultiCoil, SingleCoil
+from mridiff.tasks.problem import InverseProblem
 
 
 def sync() -> None:
@@ -91,10 +93,10 @@ def sampling_latency(cfg: UNetConfig, size: int, batch: int, steps: int, device:
         sens = complex_randn(torch.empty(batch, coils, size, size, dtype=torch.complex64, device=device))
         sens = sens / sens.abs().pow(2).sum(1, keepdim=True).sqrt()
         op: SingleCoil | MultiCoil = MultiCoil(mask, sens)
-        dc = ConsistencySettings("cg", cg_iters=5)
+        dc: DataConsistency = CG(iters=5)
     else:
         op = SingleCoil(mask)
-        dc = ConsistencySettings("hard")
+        dc = Hard()
     y = op.forward(x)
     cond = op.adjoint(y)
     t = torch.full((batch,), 500, device=device, dtype=torch.long)
@@ -104,8 +106,8 @@ def sampling_latency(cfg: UNetConfig, size: int, batch: int, steps: int, device:
             return net(x_t, c, tt)
 
     def full() -> None:
-        reverse_diffusion(denoise, sched, DDIMSampler(sched, steps), cond, cond, op, y, dc,
-                          torch.Generator().manual_seed(0))
+        problem = InverseProblem(op, y, cond, torch.ones(batch))
+        reverse_diffusion(denoise, sched, DDIMSampler(sched, steps), problem, dc, complex_randn(cond))
 
     def network_only() -> None:
         with torch.no_grad():

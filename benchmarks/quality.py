@@ -34,14 +34,15 @@ from bart import bart_available, bart_pics  # noqa: E402
 from unet_baseline import load_unet, unet_reconstruct  # noqa: E402
 
 from mridiff.data.fastmri_h5 import open_scan, read_slice  # noqa: E402
-from mridiff.inference.recon_files import volume_seed  # noqa: E402
 from mridiff.inference.reconstruct import Reconstructor  # noqa: E402
 from mridiff.io.figures import panel_png  # noqa: E402
 from mridiff.metrics import box_metrics, psnr, ssim, uncertainty_calibration, volume_metrics  # noqa: E402
 from mridiff.physics.coils import estimate_sens  # noqa: E402
 from mridiff.physics.masks import MaskSpec, make_mask  # noqa: E402
 from mridiff.physics.operators import MultiCoil  # noqa: E402
-from mridiff.tasks.recon import ReconProblem, build_problem  # noqa: E402
+from mridiff.tasks.problem import InverseProblem  # noqa: E402
+from mridiff.tasks.recon import build_problem  # noqa: E402
+from mridiff.workflows.recon import volume_seed  # noqa: E402
 
 DATA = Path("work_data/default")
 REAL = Path("work_data/cheng256")  # python -m data_prep.cheng work_data/cheng256
@@ -76,7 +77,7 @@ class Case:
         # methods differ only in the prior.
         self.sens = (torch.stack([estimate_sens(k, self.mask, "espirit") for k in self.kspace])
                      if self.multicoil else None)
-        self.problem: ReconProblem = build_problem(self.kspace, self.mask, self.sens)
+        self.problem: InverseProblem = build_problem(self.kspace, self.mask, self.sens)
 
 
 def tumour_box(path: Path) -> list[int] | None:

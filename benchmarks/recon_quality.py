@@ -23,11 +23,11 @@ import torch
 
 from mridiff.config import load_config
 from mridiff.data.fastmri_h5 import open_scan, read_slice
-from mridiff.inference.recon_files import volume_seed
 from mridiff.inference.reconstruct import Reconstructor
 from mridiff.metrics import psnr, volume_metrics
 from mridiff.physics.masks import MaskSpec, make_mask
 from mridiff.training.run import train
+from mridiff.workflows.recon import volume_seed
 
 # test: Colin27, never trained on (report these); val: held-out template slices (tune recipes on these).
 SPLIT_FILES = {"test": ("work_data/default/{variant}_test/colin27.h5", "Colin27"),

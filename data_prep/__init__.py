@@ -1,1 +1,1 @@
-"""Data preparation: NIfTI volumes to fastMRI-layout HDF5 with simulated k-space, splits, default dataset."""
+"""Data preparation, kept for ``python -m data_prep.<module>`` inside the checkout; the code is :mod:`mridiff.prep`."""

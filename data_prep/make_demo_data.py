@@ -1,61 +1,20 @@
-"""Build the demo input bundled with the package: a few Colin27 slices prepared like the default test set.
+"""Compatibility shim: ``python -m data_prep.make_demo_data`` runs ``mridiff prepare demo-data`` inside the checkout.
 
-    python -m data_prep.make_demo_data mridiff/data/demo_colin27.npz
-
-Colin27 is the held-out test subject (never trained on); the slices are prepared exactly as
-``make_default_dataset`` prepares its test volume (RAS+, axial, 128x128, intensities / 99.9th percentile) and
-stored as float16 magnitude images. ``mridiff demo`` simulates k-space from them at run time.
+The code is :mod:`mridiff.prep.demo_data` (installed with the package); its functions are re-exported
+here for the scripts and tests that import ``data_prep.make_demo_data``.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-import numpy as np
-
-from data_prep.make_default_dataset import AXIS, MIN_FOREGROUND
-from data_prep.nifti_to_fastmri import prepare_slices, select_slices
-from data_prep.templates import colin27, sha256_file
-from mridiff.data.nifti import read_nifti
-from mridiff.errors import InputError
-from mridiff.io.atomic import atomic_path
-
-SIZE = 128
-FRACTIONS = (0.4, 0.55, 0.7)  # positions within the foreground slices: mid-brain, where anatomy is richest
+from mridiff.prep.demo_data import *  # noqa: F403
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.make_demo_data", description=__doc__.split("\n")[0])
-    p.add_argument("out", type=Path)
-    p.add_argument("--overwrite", action="store_true")
-    args = p.parse_args(argv)
-    try:
-        src = colin27()
-        if src is None:
-            raise InputError(None, "Colin27 volume not found", "set MRIDIFF_SHARED")
-        vol = read_nifti(src, canonical=True)
-        prepared = prepare_slices(vol, AXIS, SIZE)
-        keep = select_slices(prepared.images, None, MIN_FOREGROUND)
-        picks = keep[[int(f * (len(keep) - 1)) for f in FRACTIONS]]
-        with atomic_path(args.out, args.overwrite) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh,
-                    images=prepared.images[picks].astype(np.float16),
-                    source_indices=picks.astype(np.int32),
-                    pixel_mm=np.float32(prepared.pixel_mm),
-                    thickness_mm=np.float32(prepared.thickness_mm),
-                    source=np.str_(f"Colin27 T1 ({src.name}, sha256 {sha256_file(src)[:16]}), axial slices "
-                                   f"{picks.tolist()} of the RAS+ volume; test subject, never trained on"),
-                )
-    except InputError as exc:
-        print(f"error: {exc.message()}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.out} (slices {picks.tolist()})")
-    return 0
+    """Run ``mridiff prepare demo-data`` with ``python -m`` style messages (``error: ...``); return the exit status."""
+    from mridiff.commands.prepare import run_standalone
+
+    return run_standalone("demo-data", argv)
 
 
 if __name__ == "__main__":

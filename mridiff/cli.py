@@ -15,14 +15,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mridiff import __version__
-from mridiff.commands import audit, augment, calibrate, demo, evaluate, info, reconstruct, superres, train
+from mridiff.commands import audit, augment, calibrate, demo, evaluate, info, prepare, reconstruct, superres, train
 from mridiff.commands.common import EXIT_USER_ERROR
-from mridiff.errors import InputError, Interrupted
+from mridiff.errors import InputError, Interrupted, user_errors
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                       file: Any = None, line: str | None = None) -> None:
-    print(f"mridiff: warning: {str(message).splitlines()[0]}", file=sys.stderr)
+    text = f"mridiff: warning: {str(message).splitlines()[0]}"
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None:  # above a running progress bar, not spliced into it
+        tqdm.tqdm.write(text, file=sys.stderr)
+    else:
+        print(text, file=sys.stderr)
 
 
 def _with_default(action: argparse.Action) -> None:
@@ -67,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mridiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    for module in (train, reconstruct, calibrate, evaluate, superres, augment, audit, demo, info):
+    for module in (train, reconstruct, calibrate, evaluate, superres, augment, audit, demo, info, prepare):
         module.register(sub)
     return parser
 
@@ -80,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
         func: Callable[[argparse.Namespace], int] = args.func
-        return func(args)
+        with user_errors():  # a ValueError from the library is a problem with the input, shown in one line
+            return func(args)
     except InputError as exc:
         print(f"mridiff: error: {exc.message()}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -16,8 +16,10 @@ from typing import Any
 import yaml
 
 from mridiff.errors import InputError
+from mridiff.models.config import UNetConfig
 
 TASKS: tuple[str, ...] = ("recon", "sr", "augment")
+LOGGERS: tuple[str, ...] = ("csv", "tensorboard")  # train.logger: Lightning's CSVLogger, or TensorBoard as well
 
 
 @dataclass
@@ -100,6 +102,9 @@ class TrainConfig:
     # EMA, and its training totals (steps, seconds) carry over into the new model card. Small enough to commit
     # between sessions, unlike a full training checkpoint.
     init_from: str | None = None
+    # Experiment tracking: "csv" (out_dir/logs/version_*/metrics.csv), or "tensorboard" (also TensorBoard event files
+    # with losses, validation metrics and sample images under out_dir/tensorboard/; needs the tensorboard package).
+    logger: str = "csv"
 
 
 @dataclass
@@ -109,14 +114,14 @@ class RunConfig:
     task: str = "recon"
     out_dir: str = "runs/recon"
     data: DataConfig = field(default_factory=DataConfig)
-    model: dict[str, Any] = field(default_factory=dict)
+    model: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     masks: MaskConfig = field(default_factory=MaskConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for checkpoints and exported model cards)."""
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "model": self.model.to_dict()}
 
 
 def _check_type(value: Any, annotation: Any, key: str, path: str) -> Any:
@@ -151,6 +156,8 @@ def _check_type(value: Any, annotation: Any, key: str, path: str) -> Any:
         if not isinstance(value, annotation):
             raise InputError(path, f"config key '{key}' must be {annotation.__name__}, got {type(value).__name__}")
         return value
+    if annotation is UNetConfig:
+        return _model_config(value, path)
     if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
         return _build(annotation, value, key, path)
     raise TypeError(f"unsupported annotation {annotation!r}")
@@ -180,32 +187,48 @@ def config_from_dict(data: dict[str, Any], source: str = "<config>") -> RunConfi
     cfg: RunConfig = _build(RunConfig, data, "", source)
     if cfg.task not in TASKS:
         raise InputError(source, f"config key 'task' must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+    if cfg.train.logger not in LOGGERS:
+        raise InputError(source, f"config key 'train.logger' must be one of {', '.join(LOGGERS)}, "
+                         f"got {cfg.train.logger!r}")
     gamma = cfg.train.min_snr_gamma
     if gamma is not None and not gamma > 0:
         raise InputError(source, f"config key 'train.min_snr_gamma' must be positive or null, got {gamma}")
     import torch
 
-    from mridiff.models.unet import ConditionalUNet, UNetConfig
+    from mridiff.models.unet import ConditionalUNet
 
-    for key, value in cfg.model.items():
-        if key in _MODEL_TYPES:
-            _check_type(value, _MODEL_TYPES[key], f"model.{key}", source)
-            least = _MODEL_MINIMUM.get(key)
-            if least is not None and any(v < least for v in (value if isinstance(value, list) else [value])):
-                raise InputError(source, f"config key 'model.{key}' must be at least {least}, got {value!r}")
     try:
         with torch.device("meta"):  # builds the network's structure without allocating its weights
-            ConditionalUNet(UNetConfig.from_dict(cfg.model))
+            ConditionalUNet(cfg.model)
     except (KeyError, TypeError, ValueError, RuntimeError, AssertionError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(source, f"config section 'model': {first}") from None
+        raise InputError(source, f"config section 'model': {_first_line(exc)}") from None
     return cfg
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _model_config(value: Any, path: str) -> UNetConfig:
+    """The ``model`` section as a :class:`UNetConfig`, each key checked like the other sections."""
+    if not isinstance(value, dict):
+        raise InputError(path, f"config key 'model' must be a mapping, got {type(value).__name__}")
+    for key, item in value.items():
+        if key in _MODEL_TYPES:
+            _check_type(item, _MODEL_TYPES[key], f"model.{key}", path)
+            least = _MODEL_MINIMUM.get(key)
+            if least is not None and any(v < least for v in (item if isinstance(item, list) else [item])):
+                raise InputError(path, f"config key 'model.{key}' must be at least {least}, got {item!r}")
+    try:
+        return UNetConfig.from_dict(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(path, f"config section 'model': {_first_line(exc)}") from None
 
 
 # Types of the ``model`` section (``UNetConfig``'s fields as YAML gives them), checked like the other sections.
 _MODEL_TYPES: dict[str, Any] = {
     "channels": list[int], "attention_levels": list[bool], "num_res_blocks": int | list[int], "num_head_channels": int,
-    "norm_num_groups": int, "cond_channels": int, "state_channels": int, "extra": dict[str, Any],
+    "norm_num_groups": int, "cond_channels": int, "state_channels": int,
 }
 _MODEL_MINIMUM = {"channels": 1, "num_res_blocks": 1, "num_head_channels": 1, "norm_num_groups": 1,
                   "cond_channels": 0, "state_channels": 1}

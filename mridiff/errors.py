@@ -2,11 +2,14 @@
 
 Anything a user can cause (a bad file, a bad flag, an existing output) raises
 :class:`InputError`. The CLI turns it into one line on stderr and exit code 2,
-never a traceback. Programming errors stay ordinary exceptions.
+never a traceback. The lower layers raise ``ValueError`` instead, which the commands
+turn into an :class:`InputError` with :func:`user_errors`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 
 
@@ -46,3 +49,19 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+@contextmanager
+def user_errors(path: str | PathLike[str] | None = None) -> Iterator[None]:
+    """Turn a ``ValueError`` raised inside (the library's "bad input" signal) into an :class:`InputError`.
+
+    The layers below the commands (physics, tasks, the sampling API) raise ``ValueError`` for input they cannot
+    work with and know nothing of the command line; the command line wraps its work in this, so such a problem
+    reaches the user as one line naming ``path``.
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(path, (str(exc).strip().splitlines() or [type(exc).__name__])[0]) from exc

@@ -3,7 +3,8 @@
 For each run directory: the EMA weights of ``checkpoints/last.ckpt`` exported to
 ``training_state/<name>.safetensors`` (+ ``.json`` model card with steps and seconds, ``.sha256``), and the loss
 history of every invocation (Lightning's ``logs/version_*/metrics.csv``) appended to
-``training_state/<name>_loss.csv`` with a PNG. Continue with::
+``training_state/<name>_loss.csv`` with a PNG (EMA-smoothed loss on a log axis, and the validation PSNR of this
+run's logs). Continue with::
 
     mridiff train -c configs/<name>.yaml --init-from training_state/<name>.safetensors
 
@@ -20,14 +21,17 @@ from mridiff.io.figures import loss_curve_png
 from mridiff.training.run import export_checkpoint
 
 
-def loss_history(run: Path, offset: int = 0) -> list[tuple[int, float]]:
-    """``(step, loss)`` from every Lightning CSV log of a run, in step order, shifted by ``offset`` steps."""
+def loss_history(run: Path, offset: int = 0, column: str = "train/loss") -> list[tuple[int, float]]:
+    """``(step, value)`` of one column (default: the loss) from every Lightning CSV log of a run, in step order.
+
+    Steps are shifted by ``offset`` (the steps of earlier runs continued with ``--init-from``).
+    """
     rows: dict[int, float] = {}
     for log in sorted(run.glob("logs/version_*/metrics.csv")):
         with log.open() as fh:
             for r in csv.DictReader(fh):
-                if r.get("train/loss"):
-                    rows[int(r["step"]) + offset] = float(r["train/loss"])
+                if r.get(column):
+                    rows[int(r["step"]) + offset] = float(r[column])
     return sorted(rows.items())
 
 
@@ -55,7 +59,8 @@ def main() -> None:
             writer.writerow(["step", "loss"])
             writer.writerows(merged)
         if len(merged) > 1:
-            loss_curve_png(merged, csv_path.with_suffix(".png"))
+            loss_curve_png(merged, csv_path.with_suffix(".png"), title=f"{name}: training loss",
+                           val_history=loss_history(run, args.step_offset, "val/psnr") or None)
         print(f"{run}: {model} ({len(merged)} loss points)")
 
 

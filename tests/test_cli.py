@@ -41,6 +41,6 @@ def test_reconstruct_help_names_the_hidden_defaults(capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit):
         main(["reconstruct", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for shown in ("(default: 50)", "(default: 1)", "(default: 4)", "(default: random)", "(default: 0)",
-                  "(default: mridiff-out)", "(default: hard)", "(default: espirit)"):
+    for shown in ("ddim (default 50)", "dpmpp2m (default 20)", "(default: 1)", "(default: 4)", "(default: random)",
+                  "(default: 0)", "(default: mridiff-out)", "(default: hard)", "(default: espirit)"):
         assert shown in text, shown

@@ -11,7 +11,7 @@ from mridiff.commands.common import positive_int
 
 def run(args: argparse.Namespace) -> int:
     """Audit the samples in DIR against the training data; write audit.csv and audit.png."""
-    from mridiff.inference.audit import AUDIT_SIZE, L2_THRESHOLD, SSIM_THRESHOLD, audit_dir, memorisation_rate
+    from mridiff.workflows.audit import AUDIT_SIZE, L2_THRESHOLD, SSIM_THRESHOLD, audit_dir, memorisation_rate
 
     ssim_t = SSIM_THRESHOLD if args.threshold is None else args.threshold
     l2_t = L2_THRESHOLD if args.l2_threshold is None else args.l2_threshold
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add the ``audit-samples`` sub-command."""
-    # Defaults live in mridiff.inference.audit, imported only when the command runs (keeps `mridiff -h` fast).
+    # Defaults live in mridiff.workflows.audit, imported only when the command runs (keeps `mridiff -h` fast).
     p = sub.add_parser("audit-samples", help="find generated samples that copy a training slice")
     p.add_argument("samples", help="directory written by `mridiff augment`")
     p.add_argument("--train", nargs="+", required=True, help="training .h5 / NIfTI files or directories")

@@ -1,5 +1,8 @@
 """``mridiff augment --n 500 --out DIR``: synthetic slices from the augmentation model, restartable.
 
+The work is :mod:`mridiff.workflows.augment` (also under ``torchrun``: disjoint sample indices per rank); the
+inference log goes to ``DIR/augment.log`` and the first samples to ``DIR/contact_sheet.png``.
+
 Samples go to ``DIR/samples/`` and are listed in ``DIR/manifest.csv``. ``--n`` is the target total: rerunning into
 the same directory continues where it stopped and never rewrites a finished sample. ``--with-kspace`` writes
 fastMRI-layout HDF5 with simulated k-space (``fastmri.data.SliceDataset(DIR / "samples", ...)`` reads it), so the
@@ -16,22 +19,41 @@ from mridiff.commands.common import positive_int
 
 
 def run(args: argparse.Namespace) -> int:
-    """Generate samples into ``--out`` and print a summary."""
-    from mridiff.inference.generate import AugmentOptions, SampleGenerator, augment_dir
+    """Generate samples into ``--out`` (this rank's share under ``torchrun``) and print a summary."""
+    import contextlib
+
+    from mridiff.inference.generate import SampleGenerator
+    from mridiff.inference.provenance import run_provenance
+    from mridiff.workflows.augment import augment_dir
+    from mridiff.workflows.common import InferenceLog, log_name
+    from mridiff.workflows.distributed import process_group, rank_device, torchrun_rank
+    from mridiff.workflows.samples import AugmentOptions
 
     if not args.with_kspace and (args.coils is not None or args.acceleration is not None):
         from mridiff.errors import InputError
 
         raise InputError(None, "--coils and --acceleration only apply with --with-kspace")
+    rank = torchrun_rank()
     fmt = args.format or ("h5" if args.with_kspace else "nifti")
     opts = AugmentOptions(n=args.n, steps=args.steps, batch=args.batch, seed=args.seed, fmt=fmt,
                           with_kspace=args.with_kspace, coils=args.coils or 8, acceleration=args.acceleration,
                           snr_db=args.snr_db, progress=not args.no_progress)
     opts.validate()  # before the model loads: bad flags fail fast
-    gen = SampleGenerator(args.ckpt, device=args.device, expect_sha256=args.expect_sha256)
-    summary = augment_dir(Path(args.out), gen, opts)
-    print(f"{summary['written']} new sample(s), {summary['kept']} kept; {summary['total']} in {args.out} "
-          f"(manifest {summary['manifest']})")
+    device = args.device if rank is None else rank_device(rank, args.device)
+    gen = SampleGenerator(args.ckpt, device=device, expect_sha256=args.expect_sha256)
+    out = Path(args.out)
+    settings = {"options": vars(opts), "provenance": run_provenance(gen.model),
+                "rank": None if rank is None else vars(rank)}
+    log = InferenceLog(out / log_name("augment", 0 if rank is None else rank.rank), "augment", settings)
+    with process_group(rank, gen.model.device) if rank is not None else contextlib.nullcontext(), log:
+        summary = augment_dir(out, gen, opts, rank=rank, on_written=log.keep)
+        if rank is None or rank.is_main:
+            log.keep()
+        if rank is not None:
+            print(f"rank {rank.rank}/{rank.world_size}: {summary['written']} new sample(s), {summary['kept']} kept")
+        if rank is None or rank.is_main:
+            print(f"{summary['written']} new sample(s), {summary['kept']} kept; {summary['total']} in {args.out} "
+                  f"(manifest {summary['manifest']}, contact sheet {summary['contact_sheet']})")
     return 0
 
 

@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mridiff.commands.common import positive_int
+from mridiff.commands.common import DC_CHOICES, positive_int
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print its table."""
-    from mridiff.inference.demo import DemoOptions, format_table, run_demo
+    from mridiff.workflows.demo import DemoOptions, format_table, run_demo
 
     opts = DemoOptions(out=Path(args.out), steps=args.steps, samples=args.samples, ckpt=args.ckpt,
                        overwrite=args.overwrite, progress=not args.no_progress, seed=args.seed, dc=args.dc)
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
     p.add_argument("--steps", type=positive_int, default=20, help="DDIM steps")
     p.add_argument("--samples", type=positive_int, default=2, help="K samples for mean and std")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--dc", choices=["hard", "cg", "soft", "none"], default="soft",
+    p.add_argument("--dc", choices=list(DC_CHOICES), default="soft",
                    help="data consistency (default soft: the demo scan has 30 dB noise)")
     p.add_argument("--ckpt", help="use this exported model instead of the bundled one")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo's outputs")

@@ -9,8 +9,8 @@ from typing import Any
 
 def run(args: argparse.Namespace) -> int:
     """Print one block per bundled model."""
-    from mridiff.inference.model import DEFAULT_MODELS, default_model_path
-    from mridiff.io.models import sha256_file
+    from mridiff.io.bundled import DEFAULT_MODELS, default_model_path
+    from mridiff.io.hashing import sha256_file
 
     for task in DEFAULT_MODELS:
         path = default_model_path(task)

@@ -30,6 +30,7 @@ import numpy as np
 
 from mridiff.data.attrs import sanitise_attrs
 from mridiff.data.ismrmrd import parse_header
+from mridiff.data.stored_mask import parse_mask
 from mridiff.errors import InputError
 
 TARGET_KEYS = ("reconstruction_rss", "reconstruction_esc")
@@ -87,6 +88,7 @@ class SliceData:
         target: float32 ``(h, w)`` reconstruction target, or ``None``.
         mask: float32 ``(H, W)`` sampling mask, or ``None`` when the file has none.
         index: The slice index in the file.
+        sens: complex ``(C, H, W)`` coil maps stored by ``data_prep`` (``sens_maps``), when asked for and present.
 
     """
 
@@ -94,6 +96,7 @@ class SliceData:
     target: np.ndarray | None
     mask: np.ndarray | None
     index: int
+    sens: np.ndarray | None = None
 
 
 def _open(path: Path) -> h5py.File:
@@ -208,27 +211,6 @@ def _kspace_layout(path: Path, hf: h5py.File) -> h5py.Dataset:
     return ks
 
 
-def _mask_2d(path: Path, raw: np.ndarray, encoded: tuple[int, int]) -> np.ndarray:
-    h, w = encoded
-    arr = np.asarray(raw)
-    if arr.dtype.kind not in "biuf":
-        raise InputError(path, f"mask has unsupported dtype {arr.dtype}")
-    squeezed = arr.reshape([d for d in arr.shape if d != 1] or [1]) if arr.ndim > 2 else arr
-    if squeezed.ndim == 1 and squeezed.shape[0] == w:
-        mask = np.broadcast_to(squeezed[None, :], (h, w))
-    elif squeezed.ndim == 2 and squeezed.shape in ((h, w), (1, w)):
-        mask = np.broadcast_to(squeezed, (h, w))
-    else:
-        raise InputError(path, f"mask shape {arr.shape} does not match k-space (H, W) = {encoded}",
-                         "the mask must be (W,) or (H, W) for this k-space")
-    if not np.all(np.isfinite(mask)):
-        raise InputError(path, "mask contains NaN or Inf")
-    mask = (mask != 0).astype(np.float32)
-    if not mask.any():
-        raise InputError(path, "mask samples nothing (all zeros)")
-    return mask
-
-
 def _header_sizes(
     path: Path, hf: h5py.File, encoded: tuple[int, int], target_shape: tuple[int, int] | None
 ) -> tuple[tuple[int, int], tuple[float, float, float] | None]:
@@ -301,7 +283,7 @@ def open_scan(path: str | os.PathLike[str]) -> ScanInfo:
                 raw_mask = np.asarray(hf["mask"])
             except (OSError, TypeError, ValueError) as exc:
                 raise InputError(p, f"cannot read mask ({exc})") from None
-            mask = _mask_2d(p, raw_mask, encoded)
+            mask = parse_mask(raw_mask, encoded, p)
 
         recon, fov = _header_sizes(p, hf, encoded, target_shape)
         attrs = sanitise_attrs(hf.attrs)
@@ -323,12 +305,13 @@ def open_scan(path: str | os.PathLike[str]) -> ScanInfo:
     )
 
 
-def read_slice(info: ScanInfo, index: int) -> SliceData:
+def read_slice(info: ScanInfo, index: int, with_sens: bool = False) -> SliceData:
     """Read one slice (k-space, target, mask) of a scan opened with :func:`open_scan`.
 
     Args:
         info: The scan.
         index: Slice index in ``[0, num_slices)``; negative indices count from the end.
+        with_sens: also read the slice's stored coil maps (``sens_maps``, written by ``data_prep``), if any.
 
     Returns:
         The slice; k-space is complex64 ``(C, H, W)`` or ``(H, W)``, the target float32 ``(h, w)``.
@@ -350,10 +333,13 @@ def read_slice(info: ScanInfo, index: int) -> SliceData:
             if not isinstance(tgt, h5py.Dataset):
                 raise InputError(p, f"'{info.target_key}' changed since the file was opened")
             target = _read(p, tgt, index).astype(np.float32, copy=False)
+        sens = None
+        if with_sens and isinstance(hf.get("sens_maps"), h5py.Dataset):
+            sens = np.asarray(hf["sens_maps"][index])
     if kspace.shape != info.kspace_shape:
         raise InputError(p, f"k-space slice shape {kspace.shape} changed since the file was opened")
     _check_slice(p, kspace, index)
     if target is not None and not np.all(np.isfinite(target)):
         raise InputError(p, f"target slice {index} contains NaN or Inf")
     mask = None if info.mask is None else info.mask.copy()
-    return SliceData(kspace=kspace, target=target, mask=mask, index=index)
+    return SliceData(kspace=kspace, target=target, mask=mask, index=index, sens=sens)

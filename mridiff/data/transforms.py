@@ -1,4 +1,4 @@
-"""Array transforms shared by the data pipeline: centre crop, magnitude, percentile normalisation.
+"""Array transforms shared by the data pipeline: centre crop and percentile normalisation.
 
 Each function accepts numpy arrays or torch tensors and returns the same kind.
 """
@@ -38,22 +38,6 @@ def center_crop(x: ArrayT, shape: tuple[int, int]) -> ArrayT:
     return x[..., top : top + h, left : left + w]
 
 
-def complex_to_magnitude(x: ArrayT) -> ArrayT:
-    """Return ``|x|`` as a real array: float32 for complex64 / float32 input.
-
-    Args:
-        x: Complex (or real) array or tensor of any shape. fastMRI's real-view layout ``(..., 2)`` must be turned
-            into a complex tensor first (``torch.view_as_complex``).
-
-    Returns:
-        The magnitude, same shape as ``x``.
-
-    """
-    if isinstance(x, torch.Tensor):
-        return x.abs()
-    return np.abs(x)
-
-
 def _quantile_of_magnitude(x: np.ndarray | torch.Tensor, q: float) -> float:
     if isinstance(x, torch.Tensor):
         mag_t = x.detach().abs().reshape(-1)
@@ -63,16 +47,16 @@ def _quantile_of_magnitude(x: np.ndarray | torch.Tensor, q: float) -> float:
     return float(np.percentile(np.abs(x), q))
 
 
-def normalise_percentile(x: ArrayT, q: float = 99.0) -> tuple[ArrayT, float]:
-    """Divide ``x`` by the ``q``-th percentile of its magnitude.
+def percentile_scale(x: np.ndarray | torch.Tensor, q: float = 99.0) -> float:
+    """The ``q``-th percentile of ``|x|``: the per-image normalisation of training and inference alike.
 
     Args:
         x: Complex or real image(s), numpy or torch, any shape; the percentile is taken over all elements.
         q: Percentile in ``(0, 100]``.
 
     Returns:
-        ``(x / scale, scale)``. When the percentile is 0 (mostly empty image) the maximum magnitude is used, and
-        1.0 for an all-zero input, so the division is always defined. Multiply by ``scale`` to undo.
+        The percentile; the maximum magnitude when it is 0 (a mostly empty image), and 1.0 for an all-zero input,
+        so dividing by it is always defined.
 
     Raises:
         ValueError: If ``q`` is outside ``(0, 100]`` or ``x`` is empty.
@@ -86,6 +70,18 @@ def normalise_percentile(x: ArrayT, q: float = 99.0) -> tuple[ArrayT, float]:
     scale = _quantile_of_magnitude(x, q)
     if not scale > 0.0:
         scale = _quantile_of_magnitude(x, 100.0)
-    if not (scale > 0.0 and np.isfinite(scale)):
-        scale = 1.0
+    return scale if scale > 0.0 and np.isfinite(scale) else 1.0
+
+
+def normalise_percentile(x: ArrayT, q: float = 99.0) -> tuple[ArrayT, float]:
+    """Divide ``x`` by :func:`percentile_scale` of it.
+
+    Returns:
+        ``(x / scale, scale)``; multiply by ``scale`` to undo.
+
+    Raises:
+        ValueError: If ``q`` is outside ``(0, 100]`` or ``x`` is empty.
+
+    """
+    scale = percentile_scale(x, q)
     return x / scale, scale

@@ -7,16 +7,30 @@ networks, and nothing clips x0: normalised MRI magnitudes exceed [-1, 1].
 
 from __future__ import annotations
 
+from enum import Enum
+
 import torch
 from monai.networks.schedulers import Scheduler
 
+from mridiff.utils import parse_choice, per_sample
+
+
+class ScheduleKind(str, Enum):
+    """Beta schedules by name (``str``-valued, so YAML strings compare equal)."""
+
+    LINEAR = "linear"
+    COSINE = "cosine"
+
+
+class Prediction(str, Enum):
+    """What the network predicts."""
+
+    EPSILON = "epsilon"
+    V = "v"
+
+
 SCHEDULE_KINDS: dict[str, str] = {"linear": "linear_beta", "cosine": "cosine"}
-PREDICTION_TYPES: tuple[str, ...] = ("epsilon", "v")
-
-
-def _expand(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Reshape per-sample ``values`` (B,) to broadcast against ``like`` (B, ...)."""
-    return values.reshape(values.shape[0], *([1] * (like.ndim - 1)))
+PREDICTION_TYPES: tuple[str, ...] = tuple(m.value for m in Prediction)
 
 
 class NoiseSchedule:
@@ -34,15 +48,13 @@ class NoiseSchedule:
     def __init__(
         self,
         num_train_timesteps: int = 1000,
-        kind: str = "linear",
-        prediction: str = "epsilon",
+        kind: str | ScheduleKind = "linear",
+        prediction: str | Prediction = "epsilon",
         beta_start: float = 1e-4,
         beta_end: float = 2e-2,
     ) -> None:
-        if kind not in SCHEDULE_KINDS:
-            raise ValueError(f"unknown schedule {kind!r}; choose one of {sorted(SCHEDULE_KINDS)}")
-        if prediction not in PREDICTION_TYPES:
-            raise ValueError(f"unknown prediction type {prediction!r}; choose one of {PREDICTION_TYPES}")
+        kind = parse_choice(ScheduleKind, kind, "schedule").value
+        prediction = parse_choice(Prediction, prediction, "prediction type").value
         args: dict[str, float] = {"beta_start": beta_start, "beta_end": beta_end} if kind == "linear" else {}
         tables = Scheduler(num_train_timesteps, SCHEDULE_KINDS[kind], **args)
         self.num_train_timesteps = num_train_timesteps
@@ -70,7 +82,7 @@ class NoiseSchedule:
             return values
         real_dtype = like.real.dtype if like.is_complex() else like.dtype
         values = values.to(device=like.device, dtype=real_dtype)
-        return _expand(values, like) if values.shape[0] == like.shape[0] else values.reshape(-1, *[1] * (like.ndim - 1))
+        return per_sample(values, like)
 
     def add_noise(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Sample q(x_t | x0): sqrt(abar) x0 + sqrt(1 - abar) eps. Works for real and complex tensors."""

@@ -20,6 +20,7 @@ interval.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,6 +165,56 @@ def risk_score(std_calibrated: np.ndarray, mean: np.ndarray, threshold: float = 
     return frac.astype(np.float64)
 
 
+def calibrated_interval(meta: dict[str, Any], mean: np.ndarray, std: np.ndarray, multicoil: bool,
+                        acceleration: float, dc: str, samples: int,
+                        level: float) -> tuple[Interval | None, dict[str, Any]]:
+    """The calibrated interval from a model's calibration table, or ``None`` and why (with a warning).
+
+    The table entry is the one for this coil setting, DC kind and K whose acceleration is nearest to the mask's
+    measured acceleration, within a factor of sqrt(2) (half-way, geometrically, between 4x and 8x): a random
+    mask's acceleration is only close to its nominal value, more so on small grids.
+
+    Args:
+        meta: the model's metadata (its ``calibration`` entry holds the table).
+        mean: mean magnitude (S, H, W).
+        std: per-pixel std over K samples (S, H, W).
+        multicoil: the coil setting.
+        acceleration: the measured acceleration of the mask.
+        dc: the data-consistency kind.
+        samples: K.
+        level: nominal coverage.
+
+    """
+    table = (meta.get("calibration") or {}).get("table") or {}
+    coil = "multicoil" if multicoil else "singlecoil"
+    best: tuple[float, str] | None = None
+    for key in table:
+        parts = key.split(":")
+        if len(parts) != 4 or parts[0] != coil or parts[2] != dc or parts[3] != f"K{samples}":
+            continue
+        try:
+            nominal = float(parts[1].rstrip("x"))
+        except ValueError:
+            continue
+        gap = abs(math.log(acceleration / nominal))
+        if gap <= math.log(math.sqrt(2.0)) and (best is None or gap < best[0]):
+            best = (gap, key)
+    wanted = mode_key(multicoil, round(acceleration, 1), dc, samples)
+    if best is None:
+        warnings.warn(f"no calibration entry for {wanted} in this model; the std map is not calibrated "
+                      "(run `mridiff calibrate` on validation scans)", stacklevel=3)
+        return None, {"status": "uncalibrated", "mode": wanted, "level": level}
+    quantile = lookup(table, best[1], level)
+    if quantile is None:
+        warnings.warn(f"the calibration of {best[1]} has no {level:g} level; the std map is not calibrated",
+                      stacklevel=3)
+        return None, {"status": "uncalibrated", "mode": best[1], "level": level}
+    entry = table[best[1]]
+    info = {"status": "calibrated", "mode": best[1], "level": level, "quantile": quantile,
+            "calibration_slices": entry.get("slices"), "measured_acceleration": round(acceleration, 2)}
+    return interval(mean, std, quantile, level), info
+
+
 @dataclass(frozen=True)
 class Mode:
     """One reconstruction setting to calibrate."""
@@ -179,7 +230,7 @@ class Mode:
         return mode_key(self.multicoil, self.acceleration, self.dc, self.samples)
 
 
-def calibrate_model(rec: Reconstructor, files: dict[bool, list[Path]], modes: list[Mode], *, steps: int = 20,
+def calibrate_model(rec: Reconstructor, files: dict[bool, list[Path]], modes: list[Mode], *, steps: int | None = 20,
                     sampler: str = "ddim", levels: tuple[float, ...] = DEFAULT_LEVELS, seed: int = 0,
                     progress: bool = False) -> dict[str, Any]:
     """Reconstruct calibration scans in every mode and build the table for the model's metadata.
@@ -189,8 +240,8 @@ def calibrate_model(rec: Reconstructor, files: dict[bool, list[Path]], modes: li
         files: fully sampled fastMRI-layout files with a target, per ``multicoil`` flag (e.g. the validation
             split's ``singlecoil_val`` and ``multicoil_val``); never test data.
         modes: the settings to calibrate.
-        steps: sampler steps used for calibration (recorded; intervals are for this setting).
-        sampler: ``"ddim"`` or ``"ddpm"``.
+        steps: sampler steps used for calibration (recorded; intervals are for this setting); ``None`` for DDPM.
+        sampler: ``"ddim"``, ``"ddpm"`` or ``"dpmpp2m"``.
         levels: nominal coverages to store.
         seed: seed of masks and sampling.
         progress: show progress bars.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +12,11 @@ import torch
 
 from mridiff.diffusion.schedules import NoiseSchedule
 from mridiff.errors import InputError
+from mridiff.io.bundled import DEFAULT_MODELS, default_model_path
 from mridiff.io.models import load_exported
 from mridiff.models.unet import ConditionalUNet, UNetConfig
 
-DEFAULT_MODELS: dict[str, str] = {"recon": "recon.safetensors", "sr": "sr_x2.safetensors",
-                                  "augment": "augment.safetensors"}
-
-
-def default_model_path(task: str) -> Path:
-    """The bundled model for ``task`` (inside the installed package)."""
-    return Path(str(resources.files("mridiff") / "weights" / DEFAULT_MODELS[task]))
-
+__all__ = ["DEFAULT_MODELS", "LoadedModel", "default_model_path", "load_model", "pick_device", "training_summary"]
 
 @dataclass
 class LoadedModel:

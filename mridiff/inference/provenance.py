@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
@@ -109,15 +110,16 @@ def _mean_sd(values: list[float]) -> dict[str, Any]:
     return {"mean": float(stats.mean()), "sd": float(stats.stddev()) if len(finite) > 1 else None, "n": len(finite)}
 
 
-def aggregate(entries: list[dict[str, Any]]) -> dict[str, Any]:
+def aggregate(entries: list[dict[str, Any]], methods: Sequence[str] = METHODS) -> dict[str, Any]:
     """Mean and sample standard deviation (``ddof=1``, as fastMRI's evaluate) of each metric over files, per method.
 
     Files without metrics (no ground truth, or a metrics error) are left out; ``n`` says how many counted.
     ``settings_differ`` flags entries made with different models or settings (earlier runs into the same
-    ``--out``), whose mean mixes them.
+    ``--out``), whose mean mixes them. ``methods`` are the entry keys that hold metrics (super-resolution:
+    ``mridiff``, ``sinc``, ``bicubic``).
     """
     out: dict[str, Any] = {}
-    for method in METHODS:
+    for method in methods:
         per_metric: dict[str, list[float]] = {}
         for e in entries:
             for name, value in (e.get(method) or {}).items():

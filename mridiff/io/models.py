@@ -6,7 +6,6 @@ Reading and writing them needs neither Lightning nor pickle, so inference import
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,18 +17,12 @@ from safetensors.torch import load_file, save_file
 
 from mridiff.errors import InputError
 from mridiff.io.atomic import atomic_path, atomic_write_text
+from mridiff.io.hashing import sha256_file
+
+__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "export_model", "load_exported", "sha256_file"]
 
 EXPORT_FORMAT = "mridiff-model"
 EXPORT_VERSION = 1
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_model(net: torch.nn.Module, meta: dict[str, Any], path: str | os.PathLike[str],

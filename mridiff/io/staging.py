@@ -18,6 +18,9 @@ elsewhere they stop the run and the staging folder is removed.
 
 One run at a time may write into an output folder: :func:`lock_output_dir` holds an advisory lock on it (released
 by the kernel when the process dies), because the recovery of one run would delete the staging folders of another.
+The ranks of one ``torchrun`` job share the folder: each holds a shared lock (so a single-process run is refused
+while they write, and they are refused while it writes), works on its own inputs only, recovers only their
+staging folders and writes no file another rank writes.
 """
 
 from __future__ import annotations
@@ -45,11 +48,16 @@ def _is_main_thread() -> bool:
 
 
 @contextlib.contextmanager
-def lock_output_dir(out_dir: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``out_dir`` (created if needed) for the ``with`` block.
+def lock_output_dir(out_dir: Path, shared: bool = False) -> Iterator[None]:
+    """Hold an advisory lock on ``out_dir`` (created if needed) for the ``with`` block.
+
+    Args:
+        out_dir: The output directory.
+        shared: Take a shared lock (the ranks of one ``torchrun`` job, which write disjoint files) instead of an
+            exclusive one.
 
     Raises:
-        InputError: If another process holds the lock (another run is writing into the same folder).
+        InputError: If another process holds a conflicting lock (another run is writing into the same folder).
 
     """
     try:
@@ -65,7 +73,7 @@ def lock_output_dir(out_dir: Path) -> Iterator[None]:
     fd = os.open(out_dir, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError:
             raise InputError(out_dir, "another mridiff run is writing into this output directory",
                              "wait for it to finish, or choose another --out") from None

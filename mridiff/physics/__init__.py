@@ -1,4 +1,8 @@
-"""MRI physics: centred FFTs, undersampling masks, forward operators, data consistency and coil handling."""
+"""MRI physics: centred FFTs, undersampling masks, forward operators, data consistency and coil handling.
+
+The bottom layer: it imports nothing from mridiff but :mod:`mridiff.utils`, and raises ``ValueError`` for bad
+input (the command line turns that into its one-line user error).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,21 @@ from mridiff.physics.coils import (
     estimate_sens,
     jsense_maps,
     lowres_maps,
-    prewhiten,
     rss,
     sense_combine,
 )
 from mridiff.physics.consistency import (
-    DC_MODES,
-    apply_consistency,
+    CG,
+    CONSISTENCY,
+    DataConsistency,
+    DCMode,
+    Hard,
+    NoConsistency,
+    Soft,
     cg_consistency,
     conjugate_gradient,
     estimate_noise_std,
+    make_consistency,
     soft_consistency,
 )
 from mridiff.physics.fft import fft2c, ifft2c
@@ -27,27 +36,30 @@ from mridiff.physics.masks import (
     MASK_KINDS,
     MaskSpec,
     acs_box,
-    acs_width,
     default_center_fraction,
     make_mask,
-    mask_from_array,
 )
-from mridiff.physics.operators import KspaceCrop, MultiCoil, Operator, SingleCoil, expand_scale
+from mridiff.physics.operators import AreaDownsample, KspaceCrop, MultiCoil, Operator, SingleCoil, expand_scale
 
 __all__ = [
-    "DC_MODES",
+    "CG",
+    "CONSISTENCY",
     "DEFAULT_CENTER_FRACTIONS",
     "MASK_KINDS",
     "MIN_ESPIRIT_ACS",
     "SENS_METHODS",
+    "AreaDownsample",
+    "DCMode",
+    "DataConsistency",
+    "Hard",
     "KspaceCrop",
     "MaskSpec",
     "MultiCoil",
+    "NoConsistency",
     "Operator",
     "SingleCoil",
+    "Soft",
     "acs_box",
-    "acs_width",
-    "apply_consistency",
     "cg_consistency",
     "conjugate_gradient",
     "default_center_fraction",
@@ -59,9 +71,8 @@ __all__ = [
     "ifft2c",
     "jsense_maps",
     "lowres_maps",
+    "make_consistency",
     "make_mask",
-    "mask_from_array",
-    "prewhiten",
     "rss",
     "sense_combine",
     "soft_consistency",

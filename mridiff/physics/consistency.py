@@ -1,20 +1,32 @@
 """Data consistency: exact projection, conjugate gradient on the normal equations, and a Gaussian MAP ("soft") step.
 
-All solvers are batched: inner products, step sizes and stopping are per batch element (axis 0), so one badly
-conditioned slice neither stalls nor perturbs the others.
+All solvers are batched: inner products, step sizes, noise levels and stopping are per batch element (axis 0), so
+one badly conditioned slice neither stalls nor perturbs the others, and a slice's result does not depend on the
+batch it runs in. The reverse loop takes one :class:`DataConsistency` object; :func:`make_consistency` is the only
+place that turns a name into one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
 
-from mridiff.errors import InputError
 from mridiff.physics.operators import Operator, expand_scale
+from mridiff.utils import parse_choice, per_sample
 
-DC_MODES = ("hard", "cg", "soft", "none")
+
+class DCMode(str, Enum):
+    """Data-consistency kinds by name (``str``-valued, so YAML and CLI strings compare equal)."""
+
+    HARD = "hard"
+    CG = "cg"
+    SOFT = "soft"
+    NONE = "none"
 
 # Fewer usable corner samples than this gives a noise estimate too unstable to trust.
 _MIN_NOISE_SAMPLES = 16
@@ -28,10 +40,6 @@ _BREAKDOWN = 10.0
 def _batch_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Real part of ``<a, b>`` per batch element; ``(B, ...)`` complex -> ``(B,)`` real."""
     return (a.conj() * b).real.reshape(a.shape[0], -1).sum(dim=1)
-
-
-def _per_batch(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.reshape(-1, *([1] * (like.ndim - 1)))
 
 
 def conjugate_gradient(
@@ -83,18 +91,19 @@ def conjugate_gradient(
             break
         step = ~done
         alpha = torch.where(step, rs / p_ap.clamp_min(tiny), 0.0)
-        x = x + _per_batch(alpha, x) * p
-        r = r - _per_batch(alpha, r) * ap
+        x = x + per_sample(alpha, x) * p
+        r = r - per_sample(alpha, r) * ap
         rs_new = _batch_dot(r, r)
         beta = torch.where(step, rs_new / rs.clamp_min(tiny), 0.0)
-        p = r + _per_batch(beta, p) * p
+        p = r + per_sample(beta, p) * p
         rs = rs_new
         residuals.append(float(torch.sqrt(rs.sum())))
     return x, residuals
 
 
 def cg_consistency(
-    op: Operator, x0: torch.Tensor, y: torch.Tensor, lam: float = 0.0, max_iter: int = 10, tol: float = 1e-6
+    op: Operator, x0: torch.Tensor, y: torch.Tensor, lam: float | torch.Tensor = 0.0, max_iter: int = 10,
+    tol: float = 1e-6,
 ) -> torch.Tensor:
     """Solve ``(A^H A + lam I) x = A^H y + lam x0`` by CG started at ``x0``.
 
@@ -105,7 +114,7 @@ def cg_consistency(
         op: Measurement operator.
         x0: Current image estimate ``(B, H, W)`` complex.
         y: Measurements, shape of ``op.forward(x0)``.
-        lam: Tikhonov weight towards ``x0`` (>= 0).
+        lam: Tikhonov weight towards ``x0`` (>= 0), a float or one per sample ``(B,)``.
         max_iter: Maximum CG iterations.
         tol: Relative residual tolerance.
 
@@ -113,12 +122,13 @@ def cg_consistency(
         ``(B, H, W)`` complex image.
 
     """
-    if lam < 0:
+    if bool(torch.as_tensor(lam).lt(0).any()):
         raise ValueError(f"lam must be >= 0, got {lam}")
-    rhs = op.adjoint(y) + lam * x0 if lam else op.adjoint(y)
+    weight = per_sample(lam, x0) if isinstance(lam, torch.Tensor) else lam
+    rhs = op.adjoint(y) + weight * x0
 
     def normal(v: torch.Tensor) -> torch.Tensor:
-        return op.normal(v) + lam * v if lam else op.normal(v)
+        return op.normal(v) + weight * v
 
     x, _ = conjugate_gradient(normal, rhs, x0, max_iter, tol)
     return x
@@ -128,7 +138,7 @@ def soft_consistency(
     op: Operator,
     x0: torch.Tensor,
     y: torch.Tensor,
-    noise_var: float,
+    noise_var: float | torch.Tensor,
     prior_var: float,
     *,
     max_iter: int = 10,
@@ -145,7 +155,7 @@ def soft_consistency(
         op: Measurement operator.
         x0: Prior mean / current estimate ``(B, H, W)`` complex.
         y: Measurements, shape of ``op.forward(x0)``.
-        noise_var: Noise variance of ``y`` (>= 0).
+        noise_var: Noise variance of ``y`` (>= 0), a float or one per sample ``(B,)``.
         prior_var: Prior variance around ``x0`` (> 0).
         max_iter: CG iterations (operators without exact projection only).
         tol: CG relative tolerance.
@@ -154,62 +164,131 @@ def soft_consistency(
         ``(B, H, W)`` complex image.
 
     """
-    if noise_var < 0 or prior_var <= 0:
+    var = torch.as_tensor(noise_var, dtype=torch.float64)
+    if bool(var.lt(0).any()) or prior_var <= 0:
         raise ValueError(f"need noise_var >= 0 and prior_var > 0, got {noise_var} and {prior_var}")
     if op.has_exact_projection:
         # On measured samples the MAP value is a convex combination of y / scale and k0 with this weight, so it
         # equals x0 moved a fraction `weight` of the way to the hard projection.
         s2 = expand_scale(op.scale, x0) ** 2
-        weight = prior_var * s2 / (prior_var * s2 + noise_var)
+        nv = per_sample(var.to(torch.float32).expand(x0.shape[0]), x0)
+        weight = prior_var * s2 / (prior_var * s2 + nv)
         return x0 + weight * (op.project(x0, y) - x0)
-    return cg_consistency(op, x0, y, lam=noise_var / prior_var, max_iter=max_iter, tol=tol)
+    lam = noise_var / prior_var if isinstance(noise_var, float | int) else noise_var.to(torch.float32) / prior_var
+    return cg_consistency(op, x0, y, lam=lam, max_iter=max_iter, tol=tol)
 
 
-def apply_consistency(
-    mode: str,
-    op: Operator | None,
-    x0: torch.Tensor,
-    y: torch.Tensor | None,
-    *,
-    noise_var: float = 0.0,
-    prior_var: float = 1.0,
-    cg_iters: int = 10,
-    cg_tol: float = 1e-6,
-) -> torch.Tensor:
-    """Apply one data-consistency step chosen by name.
+class DataConsistency(Protocol):
+    """One data-consistency step of the reverse loop: the network's x0 in, an x0 that respects ``y`` out.
 
-    Args:
-        mode: One of :data:`DC_MODES`: ``hard`` (exact projection, or CG with ``lam = 0`` from ``x0`` when the
-            operator has none), ``cg`` (CG with ``lam = noise_var / prior_var``), ``soft`` (MAP step) or ``none``.
-            Every mode but ``none`` first zeroes ``x0`` where the operator sees nothing (:meth:`Operator.restrict`).
-        op: Measurement operator (may be ``None`` for ``none``).
-        x0: Image estimate ``(B, H, W)`` complex.
-        y: Measurements (may be ``None`` for ``none``).
-        noise_var: Noise variance of ``y`` per real component.
-        prior_var: Prior variance around ``x0``.
-        cg_iters: Maximum CG iterations.
-        cg_tol: CG relative tolerance.
-
-    Returns:
-        ``(B, H, W)`` complex image (``x0`` itself for ``none``).
-
-    Raises:
-        InputError: For an unknown mode.
+    Attributes:
+        uses_noise: whether the step weighs the data by their noise variance (the caller must then supply it).
 
     """
-    if mode not in DC_MODES:
-        raise InputError(None, f"unknown data-consistency mode {mode!r}", f"choose one of {', '.join(DC_MODES)}")
-    if mode == "none":
+
+    uses_noise: ClassVar[bool]
+
+    def __call__(self, op: Operator, x0: torch.Tensor, y: torch.Tensor, *, prior_var: float,
+                 noise_var: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the corrected ``(B, H, W)`` image.
+
+        Args:
+            op: The measurement operator.
+            x0: Image estimate ``(B, H, W)`` complex.
+            y: Measurements, shape of ``op.forward(x0)``.
+            prior_var: Variance of the network's x0 around the truth at this step.
+            noise_var: Noise variance of ``y`` per sample ``(B,)`` (soft consistency), or ``None``.
+
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class NoConsistency:
+    """Ignore the measurement (the prior alone; the ``none`` mode)."""
+
+    uses_noise: ClassVar[bool] = False
+
+    def __call__(self, op: Operator, x0: torch.Tensor, y: torch.Tensor, *, prior_var: float,
+                 noise_var: torch.Tensor | None = None) -> torch.Tensor:
+        """Return ``x0`` unchanged."""
         return x0
-    if op is None or y is None:
-        raise ValueError(f"data-consistency mode {mode!r} needs an operator and measurements")
-    # Outside the coil support the image is zero; every mode below then stays there (CG moves only in range(A^H)).
-    x0 = op.restrict(x0)
-    if mode == "hard":
-        return op.project(x0, y) if op.has_exact_projection else cg_consistency(op, x0, y, 0.0, cg_iters, cg_tol)
-    if mode == "cg":
-        return cg_consistency(op, x0, y, noise_var / prior_var, cg_iters, cg_tol)
-    return soft_consistency(op, x0, y, noise_var, prior_var, max_iter=cg_iters, tol=cg_tol)
+
+
+@dataclass(frozen=True)
+class _Iterative:
+    """A step that may run CG: ``iters`` iterations at most, relative tolerance ``tol``.
+
+    Subclasses implement :meth:`_apply` on ``op.restrict(x0)``: outside the coil support the image is zero, and the
+    steps stay there (CG moves only in range(A^H)).
+    """
+
+    iters: int = 5
+    tol: float = 1e-6
+    uses_noise: ClassVar[bool] = False
+
+    def __call__(self, op: Operator, x0: torch.Tensor, y: torch.Tensor, *, prior_var: float,
+                 noise_var: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the corrected ``(B, H, W)`` image (see :class:`DataConsistency`)."""
+        return self._apply(op, op.restrict(x0), y, prior_var, noise_var)
+
+    def _apply(self, op: Operator, x0: torch.Tensor, y: torch.Tensor, prior_var: float,
+               noise_var: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Hard(_Iterative):
+    """Exact projection onto ``{x : A x = y}``; for an operator without one (SENSE), CG from x0 with ``lam = 0``.
+
+    CG from x0 keeps x0's null-space part and fits the measured part: the minimum-change consistent image.
+    ``iters`` and ``tol`` apply to that CG only.
+    """
+
+    def _apply(self, op: Operator, x0: torch.Tensor, y: torch.Tensor, prior_var: float,
+               noise_var: torch.Tensor | None) -> torch.Tensor:
+        return op.project(x0, y) if op.has_exact_projection else cg_consistency(op, x0, y, 0.0, self.iters, self.tol)
+
+
+class CG(_Iterative):
+    """``iters`` CG iterations on ``A^H A x = A^H y`` from x0, for every operator (exact or not)."""
+
+    def _apply(self, op: Operator, x0: torch.Tensor, y: torch.Tensor, prior_var: float,
+               noise_var: torch.Tensor | None) -> torch.Tensor:
+        return cg_consistency(op, x0, y, 0.0, self.iters, self.tol)
+
+
+class Soft(_Iterative):
+    """The Gaussian MAP step of :func:`soft_consistency`, with each sample's own noise variance (zeros: hard).
+
+    ``iters`` and ``tol`` apply to operators without an exact projection.
+    """
+
+    uses_noise: ClassVar[bool] = True
+
+    def _apply(self, op: Operator, x0: torch.Tensor, y: torch.Tensor, prior_var: float,
+               noise_var: torch.Tensor | None) -> torch.Tensor:
+        var = torch.zeros(x0.shape[0]) if noise_var is None else noise_var
+        return soft_consistency(op, x0, y, var.to(x0.device), prior_var, max_iter=self.iters, tol=self.tol)
+
+
+# The one name -> step table; each entry takes (CG iterations, CG tolerance).
+CONSISTENCY: dict[DCMode, Callable[[int, float], DataConsistency]] = {
+    DCMode.HARD: Hard, DCMode.CG: CG, DCMode.SOFT: Soft, DCMode.NONE: lambda iters, tol: NoConsistency()}
+
+
+def make_consistency(mode: str | DCMode, iters: int = 5, tol: float = 1e-6) -> DataConsistency:
+    """The data-consistency step named ``mode`` (``hard``, ``cg``, ``soft`` or ``none``).
+
+    Args:
+        mode: The kind, a :class:`DCMode` or its string.
+        iters: CG iterations (where the kind uses CG).
+        tol: CG relative tolerance.
+
+    Raises:
+        ValueError: For an unknown name.
+
+    """
+    return CONSISTENCY[parse_choice(DCMode, mode, "data-consistency mode")](iters, tol)
 
 
 def estimate_noise_std(kspace: torch.Tensor, mask: torch.Tensor) -> float:
@@ -227,7 +306,7 @@ def estimate_noise_std(kspace: torch.Tensor, mask: torch.Tensor) -> float:
         The noise standard deviation of the real (and of the imaginary) part.
 
     Raises:
-        InputError: If the edge of k-space holds too few measured samples.
+        ValueError: If the edge of k-space holds too few measured samples.
 
     """
     height, width = kspace.shape[-2:]
@@ -244,6 +323,6 @@ def estimate_noise_std(kspace: torch.Tensor, mask: torch.Tensor) -> float:
         if samples.numel() >= _MIN_NOISE_SAMPLES:
             break
     if samples.numel() < _MIN_NOISE_SAMPLES:
-        raise InputError(None, "too few measured k-space samples at the edge to estimate the noise level")
+        raise ValueError("too few measured k-space samples at the edge to estimate the noise level")
     values = torch.view_as_real(samples).reshape(-1).double().numpy() if samples.is_complex() else samples.numpy()
     return float(_MAD_TO_STD * np.median(np.abs(values - np.median(values))))

@@ -7,13 +7,10 @@ Every mask is a float32 ``(H, W)`` tensor of zeros and ones, indexed like centre
 from __future__ import annotations
 
 from dataclasses import dataclass
-from os import PathLike
 
 import numpy as np
 import torch
 from fastmri.data import subsample
-
-from mridiff.errors import InputError
 
 DEFAULT_CENTER_FRACTIONS: dict[int, float] = {4: 0.08, 8: 0.04}
 MASK_KINDS = ("random", "equispaced", "equispaced_fraction", "magic", "magic_fraction", "poisson", "gaussian2d")
@@ -63,11 +60,11 @@ class MaskSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in MASK_KINDS:
-            raise InputError(None, f"unknown mask kind {self.kind!r}", f"choose one of {', '.join(MASK_KINDS)}")
+            raise ValueError(f"unknown mask kind {self.kind!r} (choose one of {', '.join(MASK_KINDS)})")
         if self.acceleration < 1:
-            raise InputError(None, f"acceleration must be >= 1, got {self.acceleration}")
+            raise ValueError(f"acceleration must be >= 1, got {self.acceleration}")
         if self.center_fraction is not None and not 0.0 < self.center_fraction <= 1.0:
-            raise InputError(None, f"center_fraction must be in (0, 1], got {self.center_fraction}")
+            raise ValueError(f"center_fraction must be in (0, 1], got {self.center_fraction}")
 
     @property
     def fraction(self) -> float:
@@ -107,8 +104,8 @@ def _check_centre(too_big: bool, spec: MaskSpec) -> None:
     # fastMRI's fraction masks divide by zero, and sigpy's Poisson search fails, when the centre alone already
     # reaches the acceleration; say so plainly instead.
     if too_big:
-        raise InputError(None, f"centre fraction {spec.fraction:g} alone samples at least 1/{spec.acceleration} "
-                         "of k-space", "lower center_fraction or the acceleration")
+        raise ValueError(f"centre fraction {spec.fraction:g} alone samples at least 1/{spec.acceleration} "
+                         "of k-space (lower center_fraction or the acceleration)")
 
 
 POISSON_MAX_BISECTIONS = 40
@@ -170,8 +167,8 @@ def _poisson(shape: tuple[int, int], acc: int, box: tuple[int, int], seed: int |
         np.random.set_state(state)
     assert best is not None
     if abs(best[0] - acc) > POISSON_REL_TOL * acc:
-        raise InputError(None, f"cannot draw a Poisson-disc mask for {acc}x on {shape} (closest {best[0]:.2f}x)",
-                         "lower the acceleration or the centre fraction")
+        raise ValueError(f"cannot draw a Poisson-disc mask for {acc}x on {shape} (closest {best[0]:.2f}x; lower the "
+                         "acceleration or the centre fraction)")
     return torch.from_numpy(np.ascontiguousarray(best[1].reshape(shape), dtype=np.float32))
 
 
@@ -194,46 +191,6 @@ def _gaussian2d(shape: tuple[int, int], acc: int, box: tuple[int, int], seed: in
     return torch.from_numpy(mask)
 
 
-def mask_from_array(
-    arr: np.ndarray, kspace_shape: tuple[int, int], path: str | PathLike[str] | None = None
-) -> torch.Tensor:
-    """Turn a mask stored in a file into a ``(H, W)`` mask for k-space of the given size.
-
-    Args:
-        arr: A 1D column mask ``(W,)``, a fastMRI-style broadcastable mask such as ``(1, 1, W, 1)`` or ``(1, W)``,
-            or a 2D mask ``(H, W)``. Values must be 0/1 (booleans accepted).
-        kspace_shape: k-space size ``(H, W)``.
-        path: The file the mask came from, for error messages.
-
-    Returns:
-        float32 tensor ``(H, W)`` of 0/1.
-
-    Raises:
-        InputError: If the mask cannot be broadcast to ``(H, W)``, is not binary, or samples nothing.
-
-    """
-    height, width = kspace_shape
-    data = np.asarray(arr)
-    shape = data.shape
-    if data.ndim == 1:
-        data = data.reshape(1, -1)
-    elif data.ndim > 2 and data.shape[-1] == 1 and data.shape[-2] == width:
-        data = data[..., 0]  # fastMRI keeps a trailing size-1 axis standing for the real/imaginary pair
-    if data.ndim > 2:
-        if any(s != 1 for s in data.shape[:-2]):
-            raise InputError(path, f"mask of shape {shape} does not fit k-space of shape {kspace_shape}")
-        data = data.reshape(data.shape[-2:])
-    if data.ndim != 2 or data.shape[0] not in (1, height) or data.shape[1] not in (1, width):
-        raise InputError(path, f"mask of shape {shape} does not fit k-space of shape {kspace_shape}",
-                         "expected (W,), (H, W) or a fastMRI-style shape like (1, 1, W, 1)")
-    values = data.astype(np.float32)
-    if not np.all((values == 0) | (values == 1)):
-        raise InputError(path, "mask values must be 0 or 1")
-    if not values.any():
-        raise InputError(path, "mask samples no k-space points")
-    return torch.from_numpy(np.array(np.broadcast_to(values, (height, width)), dtype=np.float32))  # owned copy
-
-
 def _run_around_centre(ok: np.ndarray) -> tuple[int, int]:
     """Count true entries in a row left of ``n // 2`` and from ``n // 2`` on; ``(0, 0)`` if ``ok[n // 2]`` is false."""
     c = ok.shape[0] // 2
@@ -251,20 +208,6 @@ def _centred_extent(ok: np.ndarray) -> int:
     if n_right == 0:
         return 0
     return max(2 * min(n_left, n_right), 2 * min(n_left, n_right - 1) + 1)
-
-
-def acs_width(mask: torch.Tensor) -> int:
-    """Count the contiguous fully sampled columns around the centre column ``W // 2``.
-
-    Args:
-        mask: ``(H, W)`` mask (any real dtype, nonzero = sampled).
-
-    Returns:
-        Length of the run of fully sampled columns containing ``W // 2``; 0 if that column is not fully sampled.
-
-    """
-    full = np.asarray((mask.detach().cpu().numpy() > 0).all(axis=0), dtype=bool)
-    return sum(_run_around_centre(full))
 
 
 def acs_box(mask: torch.Tensor) -> tuple[int, int]:

@@ -1,9 +1,12 @@
-"""Forward operators A for MRI: undersampled single-coil and SENSE Fourier sampling, and k-space cropping for SR.
+"""Forward operators A for MRI: undersampled single-coil and SENSE Fourier sampling, and the two SR operators.
 
 Every operator is complex, batched over the first axis and free of side effects: it never modifies its inputs
 or its own state, so one operator can be shared by the whole reverse-diffusion loop. An optional ``scale``
 (a float, or a ``(B,)`` tensor for per-sample normalisation) maps the normalised diffusion image to measured
 units, ``A = scale * M F (S)``, so that ``A^H A`` and the projections use the data as measured.
+
+``repeat_interleave(k)`` gives the operator of a batch whose samples are each repeated ``k`` times (K posterior
+samples share one measurement) and ``to(device)`` moves it; both return a new operator.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from abc import ABC, abstractmethod
 import torch
 
 from mridiff.physics.fft import fft2c, ifft2c
+from mridiff.utils import per_sample
 
 Scale = float | torch.Tensor
 
@@ -38,9 +42,20 @@ def expand_scale(scale: Scale, like: torch.Tensor) -> Scale:
         The float, or the tensor reshaped to ``(B, 1, ..., 1)`` on ``like``'s device.
 
     """
-    if isinstance(scale, torch.Tensor):
-        return scale.to(like.device).reshape(-1, *([1] * (like.ndim - 1)))
-    return scale
+    return per_sample(scale, like) if isinstance(scale, torch.Tensor) else scale
+
+
+def _repeat_batch(value: torch.Tensor, k: int, batched: bool) -> torch.Tensor:
+    """Repeat each batch element of ``value`` ``k`` times when it has a batch axis; a shared value stays as it is."""
+    return value.repeat_interleave(k, 0) if batched else value
+
+
+def _repeat_scale(scale: Scale, k: int) -> Scale:
+    return scale.repeat_interleave(k, 0) if isinstance(scale, torch.Tensor) else scale
+
+
+def _scale_to(scale: Scale, device: torch.device | str) -> Scale:
+    return scale.to(device) if isinstance(scale, torch.Tensor) else scale
 
 
 class Operator(ABC):
@@ -79,6 +94,14 @@ class Operator(ABC):
 
         """
         raise TypeError(f"{type(self).__name__} has no exact data-consistency projection; use CG consistency")
+
+    @abstractmethod
+    def repeat_interleave(self, k: int) -> Operator:
+        """The operator for a batch in which every element is repeated ``k`` times (``Tensor.repeat_interleave``)."""
+
+    @abstractmethod
+    def to(self, device: torch.device | str) -> Operator:
+        """The same operator with its tensors on ``device``."""
 
 
 def _mask_like(mask: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -127,6 +150,14 @@ class SingleCoil(Operator):
         measured = _mask_like(self.mask, k) > 0
         return ifft2c(torch.where(measured, y / expand_scale(self.scale, y), k))
 
+    def repeat_interleave(self, k: int) -> SingleCoil:
+        """Repeat per-sample masks and scales ``k`` times; a shared ``(H, W)`` mask stays shared."""
+        return SingleCoil(_repeat_batch(self.mask, k, self.mask.ndim == 3), _repeat_scale(self.scale, k))
+
+    def to(self, device: torch.device | str) -> SingleCoil:
+        """Move the mask (and a tensor scale) to ``device``."""
+        return SingleCoil(self.mask.to(device), _scale_to(self.scale, device))
+
 
 class MultiCoil(Operator):
     """Undersampled SENSE operator, ``A = scale * M F S`` (no exact projection: SENSE is not orthogonal).
@@ -166,6 +197,15 @@ class MultiCoil(Operator):
         coil_images = ifft2c(_mask_like(self.mask, y) * y)
         x = (self.sens.to(y.device).conj() * coil_images).sum(dim=-3)
         return expand_scale(self.scale, x) * x
+
+    def repeat_interleave(self, k: int) -> MultiCoil:
+        """Repeat per-sample masks, coil maps and scales ``k`` times; shared ones stay shared."""
+        return MultiCoil(_repeat_batch(self.mask, k, self.mask.ndim == 3),
+                         _repeat_batch(self.sens, k, self.sens.ndim == 4), _repeat_scale(self.scale, k))
+
+    def to(self, device: torch.device | str) -> MultiCoil:
+        """Move the mask, coil maps (and a tensor scale) to ``device``."""
+        return MultiCoil(self.mask.to(device), self.sens.to(device), _scale_to(self.scale, device))
 
 
 class KspaceCrop(Operator):
@@ -251,3 +291,57 @@ class KspaceCrop(Operator):
 
         """
         return ifft2c(self._pad(y)) / expand_scale(self.scale, y)
+
+    def repeat_interleave(self, k: int) -> KspaceCrop:
+        """Repeat a per-sample scale ``k`` times (the crop itself is shared)."""
+        return KspaceCrop(self.factor, self.hr_shape, _repeat_scale(self.scale, k))
+
+    def to(self, device: torch.device | str) -> KspaceCrop:
+        """Move a tensor scale to ``device``."""
+        return KspaceCrop(self.factor, self.hr_shape, _scale_to(self.scale, device))
+
+
+class AreaDownsample(Operator):
+    """Image-domain downsampling for non-MRI images: the mean of each ``f x f`` block, ``A = D``.
+
+    The rows of ``D`` are orthogonal with norm ``1/f``, so the exact projection is cheap.
+
+    Args:
+        factor: Block size per axis.
+        hr_shape: High-resolution size ``(H, W)``, multiples of ``factor``.
+
+    Shapes: x ``(B, H, W)`` complex64 -> y ``(B, H//f, W//f)`` complex64.
+
+    """
+
+    has_exact_projection = True
+
+    def __init__(self, factor: int, hr_shape: tuple[int, int]) -> None:
+        if factor < 1 or hr_shape[0] % factor or hr_shape[1] % factor:
+            raise ValueError(f"factor {factor} does not divide image shape {hr_shape}")
+        self.factor = int(factor)
+        self.hr_shape = (int(hr_shape[0]), int(hr_shape[1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Block means; x ``(B, H, W)`` -> y ``(B, H/f, W/f)``."""
+        f = self.factor
+        return x.reshape(*x.shape[:-2], x.shape[-2] // f, f, x.shape[-1] // f, f).mean(dim=(-3, -1))
+
+    def _spread(self, y: torch.Tensor) -> torch.Tensor:
+        return y.repeat_interleave(self.factor, -2).repeat_interleave(self.factor, -1)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``D^H y``: every HR voxel of a block gets ``y / f^2``; y ``(B, h, w)`` -> x ``(B, H, W)``."""
+        return self._spread(y) / self.factor**2
+
+    def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``x + D^H (D D^H)^-1 (y - D x)``: add each block's residual to all its voxels, so block means equal y."""
+        return x + self._spread(y - self.forward(x))
+
+    def repeat_interleave(self, k: int) -> AreaDownsample:
+        """The same operator (it holds no per-sample state)."""
+        return self
+
+    def to(self, device: torch.device | str) -> AreaDownsample:
+        """The same operator (it holds no tensors)."""
+        return self

@@ -1,0 +1,1 @@
+"""Tasks: each fills one :class:`~mridiff.tasks.problem.InverseProblem` for training and inference alike."""

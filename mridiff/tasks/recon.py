@@ -1,59 +1,25 @@
-"""Reconstruction task: (target, y, operator, condition) from a k-space slice.
+"""Reconstruction task: the normalised inverse problem of a batch of undersampled k-space slices.
 
 The diffusion state is the complex image on the full acquired grid: the image itself for single-coil data,
 the SENSE combination sum_c conj(S_c) x_c for multi-coil data. The condition is A^H y, which is the
 zero-filled image for single-coil and the coil-combined zero-filled image for multi-coil, so one network
-serves both.
+serves both. :func:`build_problem` makes the problem for training examples and for inference alike.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from mridiff.errors import InputError
+from mridiff.data.transforms import percentile_scale
 from mridiff.physics.coils import estimate_sens, sense_combine
 from mridiff.physics.fft import ifft2c
 from mridiff.physics.masks import MaskSpec, make_mask
 from mridiff.physics.operators import MultiCoil, Operator, SingleCoil
-
-NORMALISATION_PERCENTILE = 99.0
-
-
-@dataclass
-class ReconProblem:
-    """A batch of inverse problems, each normalised so its condition's 99th magnitude percentile is 1.
-
-    Attributes:
-        operator: the forward operator for the batch.
-        y: measured k-space divided by ``scale``, complex64 (B, H, W) or (B, C, H, W).
-        cond: A^H y, complex64 (B, H, W).
-        scale: per-slice normalisation factors (B,), to multiply outputs by.
-        target: the fully sampled complex image divided by ``scale`` (training / retrospective only), (B, H, W).
-
-    """
-
-    operator: Operator
-    y: torch.Tensor
-    cond: torch.Tensor
-    scale: torch.Tensor
-    target: torch.Tensor | None = None
-
-
-def percentile_scale(image: torch.Tensor, q: float = NORMALISATION_PERCENTILE) -> float:
-    """The q-th percentile of |image|, the per-scan normalisation (any raw k-space scale maps to ~1)."""
-    mag = image.abs().flatten().float()
-    value = float(torch.quantile(mag[:: max(1, mag.numel() // 200_000)], q / 100.0))
-    if not np.isfinite(value) or value <= 0:
-        value = float(mag.max())
-    return value if value > 0 else 1.0
-
-
-def _bcast(scale: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return scale.to(like.device).reshape(-1, *[1] * (like.ndim - 1))
+from mridiff.tasks.problem import Example, InverseProblem
+from mridiff.utils import per_sample
 
 
 def build_problem(
@@ -61,7 +27,8 @@ def build_problem(
     mask: torch.Tensor,
     sens: torch.Tensor | None = None,
     full_kspace: torch.Tensor | None = None,
-) -> ReconProblem:
+    noise_std: torch.Tensor | None = None,
+) -> InverseProblem:
     """Build the normalised problems for a batch of slices.
 
     Args:
@@ -70,16 +37,16 @@ def build_problem(
         mask: sampling masks, float (B, H, W) or (H, W), 1 where measured.
         sens: coil maps (B, C, H, W) for multi-coil data.
         full_kspace: fully sampled k-space shaped like ``kspace``, when a ground truth exists.
+        noise_std: per-slice k-space noise std (B,) in input units, when known (soft data consistency).
 
     Returns:
         The problems, with ``target`` set when ``full_kspace`` is given.
 
     """
-    multicoil = sens is not None
-    if multicoil:
-        assert sens is not None
+    operator: Operator
+    if sens is not None:
         m = mask if mask.ndim == 3 else mask.expand(kspace.shape[0], *mask.shape)
-        operator: Operator = MultiCoil(m, sens)
+        operator = MultiCoil(m, sens)
         y = kspace * m.unsqueeze(1)
     else:
         operator = SingleCoil(mask)
@@ -90,9 +57,10 @@ def build_problem(
     if full_kspace is not None:
         images = ifft2c(full_kspace)
         target = sense_combine(images, sens) if sens is not None else images
-        target = target / _bcast(scale, target)
-    return ReconProblem(operator=operator, y=y / _bcast(scale, y), cond=cond / _bcast(scale, cond), scale=scale,
-                        target=target)
+        target = target / per_sample(scale, target)
+    noise_var = None if noise_std is None else (noise_std.float() / scale) ** 2
+    return InverseProblem(operator=operator, y=y / per_sample(scale, y), cond=cond / per_sample(scale, cond),
+                          scale=scale, noise_var=noise_var, target=target)
 
 
 MASK_BANK_SIZE = 64
@@ -115,21 +83,29 @@ def random_mask(
             try:
                 bank.append(make_mask(MaskSpec(kind, acc), shape, int(rng.integers(2**31 - 1))))
                 return bank[-1]
-            except InputError as exc:  # a random 2D mask can miss its acceleration on a small grid
+            except ValueError as exc:  # a random 2D mask can miss its acceleration on a small grid
                 if attempt == 2 and not bank:
                     raise
-                warnings.warn(f"training mask draw failed ({exc.message()}); drawing again", stacklevel=2)
+                warnings.warn(f"training mask draw failed ({exc}); drawing again", stacklevel=2)
     return bank[int(rng.integers(len(bank)))]
 
 
 def full_image(full_kspace: torch.Tensor, sens: torch.Tensor | None) -> torch.Tensor:
-    """The complex image of fully sampled k-space: the image (single-coil) or SENSE combination (multi-coil)."""
+    """The complex image of one fully sampled slice: the image (single-coil) or SENSE combination (multi-coil).
+
+    Args:
+        full_kspace: complex ``(H, W)`` single-coil or ``(C, H, W)`` multi-coil k-space.
+        sens: coil maps ``(C, H, W)``; ``None`` estimates low-resolution maps from the full k-space.
+
+    Returns:
+        complex ``(H, W)``.
+
+    """
     images = ifft2c(full_kspace)
     if full_kspace.ndim == 2:
         return images
     if sens is None:
-        full = torch.ones(full_kspace.shape[-2:], dtype=torch.float32)
-        sens = estimate_sens(full_kspace, full, "lowres")
+        sens = estimate_sens(full_kspace, torch.ones(full_kspace.shape[-2:], dtype=torch.float32), "lowres")
     return sense_combine(images, sens)
 
 
@@ -140,7 +116,7 @@ def training_example(
     *,
     kinds: list[str],
     accelerations: list[int],
-) -> dict[str, torch.Tensor]:
+) -> Example:
     """A training pair from a fully sampled slice: a random mask, then (target, condition), both normalised.
 
     Args:
@@ -161,5 +137,17 @@ def training_example(
         maps = torch.from_numpy(sens).to(torch.complex64) if sens is not None else estimate_sens(k, mask, "lowres")
         maps = maps.unsqueeze(0)
     problem = build_problem(k.unsqueeze(0), mask, maps, full_kspace=k.unsqueeze(0))
-    assert problem.target is not None
+    assert problem.target is not None and problem.cond is not None
     return {"target": problem.target[0], "cond": problem.cond[0], "mask": mask}
+
+
+def validation_problem(batch: Example) -> InverseProblem:
+    """The problem of a collated batch of training examples, for validation sampling.
+
+    Data consistency acts on the single-coil equivalent problem ``y = M F x`` of the normalised target (exact for
+    single-coil data; the example keeps no coil maps).
+    """
+    target = batch["target"]
+    operator = SingleCoil(batch["mask"])
+    return InverseProblem(operator=operator, y=operator.forward(target), cond=batch.get("cond"),
+                          scale=torch.ones(target.shape[0]), target=target)

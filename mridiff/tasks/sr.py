@@ -1,8 +1,10 @@
-"""Super-resolution task: a low-resolution MRI is the centre of k-space.
+"""Super-resolution task: the normalised inverse problem of a batch of low-resolution images.
 
-Operator: :class:`~mridiff.physics.operators.KspaceCrop` (keep the central (H/f, W/f) block). Condition:
-A^H y, the low-resolution image zero-padded in k-space to the target grid (sinc interpolation). Data
-consistency keeps the measured centre exactly.
+Operator: :class:`~mridiff.physics.operators.KspaceCrop` (MRI: the LR image is the centre of k-space) or
+:class:`~mridiff.physics.operators.AreaDownsample` (block means). Condition: the LR image sinc-interpolated to the
+HR grid (for ``kspace``, exactly A^H y). Data consistency keeps the measurement exactly. Training simulates the LR
+image of a full-resolution slice and calls the same :func:`sr_problem` as inference, so the network is trained on
+the conditions it later sees.
 """
 
 from __future__ import annotations
@@ -10,47 +12,51 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mridiff.physics.operators import KspaceCrop
-from mridiff.tasks.recon import full_image, percentile_scale
-
-Problem = tuple[KspaceCrop, torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def _normalise(op: KspaceCrop, y: torch.Tensor) -> Problem:
-    cond = op.adjoint(y)
-    scale = torch.tensor([percentile_scale(c) for c in cond], dtype=torch.float32)
-    s = scale.to(y.device).reshape(-1, 1, 1)
-    return op, y / s, cond / s, scale
+from mridiff.data.transforms import percentile_scale
+from mridiff.physics.grids import lowres_operator, measurement, simulate_lowres, sinc_upsample
+from mridiff.tasks.problem import Example, InverseProblem
+from mridiff.tasks.recon import full_image
+from mridiff.utils import per_sample
 
 
-def sr_problem(image: torch.Tensor, factor: int) -> Problem:
-    """Simulate the low-resolution acquisition of a high-resolution image.
+def sr_problem(lr: torch.Tensor, factor: int, lr_model: str = "kspace",
+               target: torch.Tensor | None = None) -> InverseProblem:
+    """Normalised SR problems for complex LR images.
 
     Args:
-        image: complex64 (B, H, W) high-resolution image(s).
-        factor: scale factor; must divide H and W.
+        lr: complex64 LR images ``(B, h, w)``.
+        factor: upsampling factor.
+        lr_model: ``"kspace"`` or ``"image"`` (see :mod:`mridiff.physics.grids`).
+        target: the HR images ``(B, f h, f w)`` when known (training); normalised like the problem.
 
     Returns:
-        (operator, y normalised, condition normalised, per-slice scales (B,)).
+        The problems, each slice divided by its condition's 99th magnitude percentile.
 
     """
-    op = KspaceCrop(factor, (image.shape[-2], image.shape[-1]))
-    return _normalise(op, op.forward(image))
-
-
-def lowres_problem(kspace_lr: torch.Tensor, factor: int) -> Problem:
-    """The problem for a measured low-resolution k-space block (B, h, w): the target grid is (f h, f w)."""
-    op = KspaceCrop(factor, (kspace_lr.shape[-2] * factor, kspace_lr.shape[-1] * factor))
-    return _normalise(op, kspace_lr)
+    h, w = lr.shape[-2:]
+    operator = lowres_operator(factor, (h * factor, w * factor), lr_model)
+    cond = sinc_upsample(lr, factor, lr_model)
+    scale = torch.tensor([percentile_scale(c) for c in cond], dtype=torch.float32)
+    y = measurement(lr, factor, lr_model)
+    return InverseProblem(operator=operator, y=y / per_sample(scale, y), cond=cond / per_sample(scale, cond),
+                          scale=scale, target=None if target is None else target / per_sample(scale, target))
 
 
 def training_example(
     full_kspace: np.ndarray, sens: np.ndarray | None, rng: np.random.Generator, *, scales: list[int]
-) -> dict[str, torch.Tensor]:
+) -> Example:
     """A super-resolution training pair from a fully sampled slice, with a random scale from ``scales``."""
     k = torch.from_numpy(np.ascontiguousarray(full_kspace)).to(torch.complex64)
     maps = torch.from_numpy(sens).to(torch.complex64) if sens is not None else None
-    image = full_image(k, maps)
+    image = full_image(k, maps).unsqueeze(0)
     factor = scales[int(rng.integers(len(scales)))]
-    _, _, cond, scale = sr_problem(image.unsqueeze(0), factor)
-    return {"target": image / float(scale[0]), "cond": cond[0]}
+    problem = sr_problem(simulate_lowres(image, factor, "kspace"), factor, "kspace", target=image)
+    assert problem.target is not None and problem.cond is not None
+    return {"target": problem.target[0], "cond": problem.cond[0]}
+
+
+def validation_problem(batch: Example) -> InverseProblem:
+    """The problem of a collated batch of examples: condition and target only (their factors may differ)."""
+    target = batch["target"]
+    return InverseProblem(operator=None, y=None, cond=batch["cond"], scale=torch.ones(target.shape[0]),
+                          target=target)

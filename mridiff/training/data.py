@@ -6,7 +6,6 @@ task module, drawing a fresh random mask every time so that masks are never memo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,7 @@ from mridiff.data.augmentation import random_geometry, remap_intensity
 from mridiff.data.fastmri_h5 import ScanInfo, open_scan, read_slice
 from mridiff.data.simulate import simulate_kspace
 from mridiff.errors import InputError
-
-Example = dict[str, torch.Tensor]
-ExampleFn = Callable[[np.ndarray, "np.ndarray | None", np.random.Generator], Example]
+from mridiff.tasks.problem import Example, ExampleFn
 
 
 def list_files(root: str | Path, list_file: str | None = None, challenge: str = "auto") -> list[Path]:
@@ -36,7 +33,7 @@ def list_files(root: str | Path, list_file: str | None = None, challenge: str = 
     """
     base = Path(root)
     if not base.is_dir():
-        raise InputError(base, "training data directory not found", "run `python -m data_prep.make_default_dataset`")
+        raise InputError(base, "training data directory not found", "run `mridiff prepare default-dataset`")
     if list_file:
         lst = Path(list_file) if Path(list_file).is_absolute() else base / list_file
         try:
@@ -92,14 +89,9 @@ class SliceDataset(Dataset[Example]):
     def __getitem__(self, idx: int) -> Example:
         scan_idx, slice_idx = self.index[idx]
         scan = self.scans[scan_idx]
-        data = read_slice(scan, slice_idx)
-        sens = None
-        if scan.multicoil:
-            with h5py.File(scan.path, "r") as fh:
-                if "sens_maps" in fh:
-                    sens = np.asarray(fh["sens_maps"][slice_idx])
+        data = read_slice(scan, slice_idx, with_sens=scan.multicoil)
         rng = self._generator()
-        return random_crop(self.make_example(data.kspace, sens, rng), self.patch, rng)
+        return random_crop(self.make_example(data.kspace, data.sens, rng), self.patch, rng)
 
     @property
     def image_size(self) -> list[int]:
@@ -159,7 +151,7 @@ class ImageBankDataset(Dataset[Example]):
                 self.scale = float(fh.attrs.get("scale", 1.0))
         except (OSError, KeyError):
             raise InputError(self.path, "not an image bank (HDF5 with an 'images' dataset)",
-                             "make one with `python -m data_prep.cheng`") from None
+                             "make one with `mridiff prepare cheng`") from None
         self.make_example, self.seed, self.patch = make_example, seed, patch
         self.remap, self.geometry = remap, geometry
         self.coils, self.snr_db = tuple(coils), (float(snr_db[0]), float(snr_db[-1]))

@@ -17,12 +17,13 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from mridiff.config import RunConfig
-from mridiff.diffusion.loop import ConsistencySettings, reverse_diffusion
+from mridiff.diffusion.loop import reverse_diffusion
 from mridiff.diffusion.samplers import DDIMSampler, complex_randn
 from mridiff.diffusion.schedules import NoiseSchedule
 from mridiff.metrics import psnr, ssim
-from mridiff.models.unet import ConditionalUNet, UNetConfig
-from mridiff.physics.operators import SingleCoil
+from mridiff.models.unet import ConditionalUNet
+from mridiff.physics.consistency import Hard
+from mridiff.tasks.registry import get_task
 
 WARMUP_STEPS = 200
 
@@ -62,7 +63,7 @@ class DiffusionModule(pl.LightningModule):
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.net = ConditionalUNet(UNetConfig.from_dict(cfg.model))
+        self.net = ConditionalUNet(cfg.model)
         self.schedule = schedule_from_config(cfg)
         self.ema = AveragedModel(self.net, avg_fn=EmaUpdate(cfg.train.ema_decay), use_buffers=True)
         self.ema.requires_grad_(False)
@@ -118,21 +119,17 @@ class DiffusionModule(pl.LightningModule):
 
     @torch.no_grad()
     def sample_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """A short DDIM run with the EMA weights; PSNR/SSIM on magnitudes against the target."""
-        if self.cfg.task == "augment":
-            return {}  # unconditional samples have no per-slice ground truth
-        target = batch["target"]
-        operator = y = None
-        if "mask" in batch and target.is_complex():
-            # Data consistency on the single-coil equivalent problem y = M F x (exact for single-coil data).
-            operator = SingleCoil(batch["mask"])
-            y = operator.forward(target)
+        """A short DDIM run with the EMA weights on the task's validation problem; PSNR/SSIM on magnitudes."""
+        problem = get_task(self.cfg.task).validation_problem(batch)
+        if problem is None or problem.target is None:
+            return {}  # e.g. unconditional samples have no per-slice ground truth
+        target = problem.target
         sampler = DDIMSampler(self.schedule, self.cfg.train.val_steps)
-        gen = torch.Generator().manual_seed(0)
-        out = reverse_diffusion(self.ema.module, self.schedule, sampler, target, batch.get("cond"), operator, y,
-                                ConsistencySettings("hard"), generator=gen)
+        x_init = complex_randn(target, torch.Generator().manual_seed(0))
+        out = reverse_diffusion(self.ema.module, self.schedule, sampler, problem, Hard(), x_init)
         gt = target.abs().float().cpu().numpy()
         pred = out.abs().float().cpu().numpy()
+        self.last_samples = {"target": gt, "sample": pred}  # (B, H, W) magnitudes, for loggers that show images
         return {
             "val/psnr": float(np.mean([psnr(g, p) for g, p in zip(gt, pred, strict=True)])),
             "val/ssim": float(np.mean([ssim(g[None], p[None]) for g, p in zip(gt, pred, strict=True)])),
@@ -166,12 +163,3 @@ class DiffusionModule(pl.LightningModule):
         state = json.loads(rng["python"])
         random.setstate((state[0], tuple(state[1]), state[2]))
         np.random.set_state(("MT19937", rng["numpy"]["keys"].numpy().astype(np.uint32), rng["numpy"]["pos"], 0, 0.0))
-
-
-def fixed_noise_loss(module: DiffusionModule, batch: dict[str, torch.Tensor], seed: int) -> torch.Tensor:
-    """Loss with t and eps drawn from ``seed`` per sample (for reproducible gradient comparisons)."""
-    gen = torch.Generator().manual_seed(seed)
-    x0 = batch["target"]
-    t = torch.randint(0, module.schedule.num_train_timesteps, (x0.shape[0],), generator=gen)
-    eps = complex_randn(x0, gen)
-    return module.loss(batch, t.to(x0.device), eps)

@@ -2,7 +2,9 @@
 
 CUDA first (bf16 autocast, DDP over ``devices`` x ``num_nodes``); CPU for small configs. Checkpoints are
 written atomically every ``ckpt_every`` steps to ``out_dir/checkpoints/last.ckpt``; ``resume=True``
-continues from there at the same global step. At the end the EMA weights are exported for inference.
+continues from there at the same global step. At the end the EMA weights are exported for inference, with the
+loss curve (``loss.csv``, ``loss.png``). Progress is one bar over steps against ``max_steps`` with an ETA that
+also honours ``max_minutes``; logs go to CSV and, with ``train.logger: tensorboard``, to TensorBoard.
 """
 
 from __future__ import annotations
@@ -24,26 +26,14 @@ from mridiff.data.fastmri_h5 import open_scan
 from mridiff.errors import InputError
 from mridiff.models.unet import UNetConfig
 from mridiff.tasks.registry import example_builder
+from mridiff.training.callbacks import FinalCheckpoint, LossHistory, PeriodicValidation
 from mridiff.training.checkpoint import SafeCheckpointIO, export_model, load_exported, safe_torch_load
 from mridiff.training.data import SliceDataModule, list_files
 from mridiff.training.module import DiffusionModule
+from mridiff.training.progress import StepProgressBar
+from mridiff.training.tracking import check_logger, make_loggers, suppress_vendor_tips
 
 log = logging.getLogger(__name__)
-
-
-class LossHistory(Callback):
-    """Keeps (step, loss) pairs for the training log and the exported model card."""
-
-    def __init__(self) -> None:
-        self.history: list[tuple[int, float]] = []
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        """Record the step's loss."""
-        if isinstance(outputs, dict) and "loss" in outputs:
-            self.history.append((trainer.global_step, float(outputs["loss"].detach())))
-        elif isinstance(outputs, torch.Tensor):
-            self.history.append((trainer.global_step, float(outputs.detach())))
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -65,6 +55,10 @@ def build_trainer(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 
     if strategy == "auto" and isinstance(n_dev, int) and (n_dev > 1 or num_nodes > 1):
         strategy = "ddp"
     max_time = timedelta(minutes=cfg.train.max_minutes) if cfg.train.max_minutes else None
+    callbacks = [ckpt, *(extra_callbacks or [])]
+    if progress:
+        callbacks.append(StepProgressBar(cfg.train.max_steps, cfg.train.max_minutes))
+    suppress_vendor_tips()
     return pl.Trainer(
         accelerator=accelerator,
         devices=n_dev,
@@ -75,11 +69,11 @@ def build_trainer(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 
         max_time=max_time,
         gradient_clip_val=cfg.train.grad_clip,
         log_every_n_steps=cfg.train.log_every,
-        callbacks=[ckpt, *(extra_callbacks or [])],
+        callbacks=callbacks,
         plugins=[SafeCheckpointIO()],
         default_root_dir=cfg.out_dir,
         enable_progress_bar=progress,
-        logger=pl.loggers.CSVLogger(cfg.out_dir, name="logs"),
+        logger=make_loggers(cfg),
         use_distributed_sampler=True,
         benchmark=accelerator == "gpu",
     )
@@ -105,7 +99,7 @@ def check_resumable(state: Any, cfg: RunConfig, last: Path) -> None:
     except (ValueError, TypeError, KeyError, AttributeError):
         raise InputError(last, "the checkpoint's stored config cannot be read",
                          "start a new run with another --out") from None
-    new_model = UNetConfig.from_dict(cfg.model).to_dict()
+    new_model = cfg.model.to_dict()
     changed = []
     if stored.get("task") != cfg.task:
         changed.append(f"task {stored.get('task')!r} -> {cfg.task!r}")
@@ -120,6 +114,25 @@ def check_resumable(state: Any, cfg: RunConfig, last: Path) -> None:
                          "resume with the run's own config, or start a new run with another --out")
 
 
+def check_not_finished(state: Any, cfg: RunConfig, last: Path) -> None:
+    """Refuse to resume a run that already reached its step or time limit, saying which limit to raise.
+
+    Raises:
+        InputError: if the checkpoint's global step is at ``max_steps``, or its training time at ``max_minutes``.
+
+    """
+    step = int(state.get("global_step") or 0) if isinstance(state, dict) else 0
+    if step >= cfg.train.max_steps:
+        raise InputError(last, f"the run already reached max_steps ({step} of {cfg.train.max_steps}); "
+                         "nothing to resume", f"raise the limit to continue, e.g. --resume --max-steps {2 * step}")
+    timer = state.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {}) if isinstance(state, dict) else {}
+    minutes = float(timer.get("train", 0.0)) / 60.0
+    if cfg.train.max_minutes and minutes >= cfg.train.max_minutes:
+        raise InputError(last, f"the run already used its max_minutes ({minutes:.1f} of {cfg.train.max_minutes:g} "
+                         "min); nothing to resume",
+                         f"raise the limit to continue, e.g. --resume --max-minutes {2 * cfg.train.max_minutes:g}")
+
+
 def check_data(cfg: RunConfig) -> None:
     """Find the training and validation data the way the data module will, before Lightning starts.
 
@@ -131,7 +144,7 @@ def check_data(cfg: RunConfig) -> None:
     if data.images:
         if not Path(data.images).is_file():
             raise InputError(data.images, "image bank not found (data.images)",
-                             "make one with `python -m data_prep.cheng`")
+                             "make one with `mridiff prepare cheng`")
         try:
             with h5py.File(data.images, "r") as fh:
                 bank = isinstance(fh.get("images"), h5py.Dataset)
@@ -139,7 +152,7 @@ def check_data(cfg: RunConfig) -> None:
             bank = False
         if not bank:
             raise InputError(data.images, "not an image bank (HDF5 with an 'images' dataset)",
-                             "make one with `python -m data_prep.cheng`")
+                             "make one with `mridiff prepare cheng`")
         if not (data.val_root or data.val_list):
             raise InputError(data.images, "an image bank needs data.val_root for validation")
     else:
@@ -182,7 +195,9 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
         raise InputError(last, "no checkpoint to resume from")
     if resume:
         # refuse an unsafe, damaged or foreign checkpoint before anything is built or logged
-        check_resumable(safe_torch_load(last), cfg, last)
+        state = safe_torch_load(last)
+        check_resumable(state, cfg, last)
+        check_not_finished(state, cfg, last)
     elif not overwrite and last.is_file():
         raise InputError(last, "a previous run exists in out_dir",
                          "pass --resume to continue it, --overwrite to start over, or choose another --out")
@@ -190,6 +205,7 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
         raise InputError(exported, "a model exported by an earlier run exists in out_dir and would be replaced",
                          "pass --overwrite to replace it, or choose another --out")
     check_data(cfg)
+    check_logger(cfg)
     if overwrite and not resume:
         last.unlink(missing_ok=True)  # the user asked to start over: --resume must not find the old run
     make_example = example_builder(cfg)
@@ -197,7 +213,8 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
     module = DiffusionModule(cfg)
     prior = continue_from(module, cfg, load_weights=not resume)
     history = LossHistory()
-    callbacks: list[Callback] = [history, PeriodicValidation(cfg.train.val_every), FinalCheckpoint(last)]
+    validation = PeriodicValidation(cfg.train.val_every)
+    callbacks: list[Callback] = [history, validation, FinalCheckpoint(last)]
     trainer = build_trainer(cfg, devices, num_nodes, accelerator, strategy, callbacks, progress)
     start = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None, weights_only=True)
@@ -217,8 +234,16 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
     }
     out = export_model(module.ema.module, meta, Path(cfg.out_dir) / "model.safetensors", overwrite=True,
                        half=cfg.train.export_half)
-    write_loss_log(history.history, Path(cfg.out_dir))
+    write_loss_log(history.history, Path(cfg.out_dir), validation.history, title=f"{cfg.task}: {cfg.out_dir}")
     return out
+
+
+def _model_of(meta: dict[str, Any]) -> UNetConfig | None:
+    """The network size stored in a model card, or ``None`` when it cannot be read."""
+    try:
+        return UNetConfig.from_dict(meta.get("model") or {})
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def continue_from(module: DiffusionModule, cfg: RunConfig, load_weights: bool) -> dict[str, Any]:
@@ -230,7 +255,7 @@ def continue_from(module: DiffusionModule, cfg: RunConfig, load_weights: bool) -
     if not cfg.train.init_from:
         return {"steps": 0, "seconds": 0.0}
     weights, meta = load_exported(cfg.train.init_from, expect_task=cfg.task)
-    if meta.get("model") != module.net.config.to_dict():
+    if _model_of(meta) != module.net.config:
         raise InputError(cfg.train.init_from, "train.init_from has another network size than the config's model",
                          "continue with the config the model was trained with")
     if load_weights:
@@ -311,48 +336,13 @@ def export_checkpoint(ckpt_path: Path, out: Path, overwrite: bool = False) -> Pa
     return export_model(module.ema.module, meta, out, overwrite=overwrite, half=cfg.train.export_half)
 
 
-class FinalCheckpoint(Callback):
-    """Save ``last.ckpt`` when training ends (not only every ``ckpt_every`` steps), inside the training processes.
-
-    Saving after ``fit`` returns would be wrong for ``ddp_spawn``: the launching process never sees the steps.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Write the final training state (rank 0 writes; every rank must call)."""
-        trainer.save_checkpoint(self.path, weights_only=False)  # the full training state, to resume
-
-
-class PeriodicValidation(Callback):
-    """Run validation every ``every`` optimiser steps (Lightning's epoch-based schedule does not fit)."""
-
-    def __init__(self, every: int) -> None:
-        self.every = every
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        """Validate on the fixed slices and log PSNR/SSIM."""
-        step = trainer.global_step
-        if not (self.every and step % self.every == 0 and step > 0):
-            return
-        dm: SliceDataModule = trainer.datamodule  # type: ignore[attr-defined]
-        assert isinstance(pl_module, DiffusionModule)
-        pl_module.eval()
-        batch_val = {k: v.to(pl_module.device) for k, v in dm.validation_batch().items()}
-        metrics = pl_module.sample_metrics(batch_val)
-        pl_module.train()
-        pl_module.log_dict(metrics, prog_bar=True, rank_zero_only=True)
-        log.info("step %d validation %s", step, metrics)
-
-
-def write_loss_log(history: list[tuple[int, float]], out_dir: Path) -> None:
-    """Write the loss curve as CSV and PNG."""
+def write_loss_log(history: list[tuple[int, float]], out_dir: Path,
+                   val_history: list[tuple[int, float]] | None = None, title: str | None = None) -> None:
+    """Write the loss curve as CSV and PNG (EMA-smoothed, log axis, validation PSNR on a second axis)."""
     from mridiff.io.atomic import atomic_write_text
     from mridiff.io.figures import loss_curve_png
 
     lines = ["step,loss", *[f"{s},{v:.6g}" for s, v in history]]
     atomic_write_text(out_dir / "loss.csv", "\n".join(lines) + "\n", overwrite=True)
     if history:
-        loss_curve_png(history, out_dir / "loss.png")
+        loss_curve_png(history, out_dir / "loss.png", title=title, val_history=val_history)

@@ -11,7 +11,7 @@ import pytest
 from fastmri.data import SliceDataset
 
 from mridiff.cli import main
-from mridiff.inference.audit import read_sample
+from mridiff.workflows.samples import read_sample
 
 
 @pytest.fixture(scope="module")

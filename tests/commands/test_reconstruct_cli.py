@@ -14,6 +14,8 @@ from fastmri import evaluate as fm_eval
 from PIL import Image
 
 from mridiff.cli import main
+from mridiff.inference.options import preset_options
+from mridiff.io.figures import COLOURBAR_WIDTH
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def test_reconstruct_writes_all_outputs(scan: Path, tmp_path: Path, tiny_recon_m
     assert np.allclose(np.asarray(img.dataobj).transpose(2, 1, 0), recon)
     assert nib.load(out / "nifti" / f"{stem}_std.nii.gz").shape == img.shape
     png = Image.open(out / "figures" / f"{stem}.png")
-    assert png.size[0] == 5 * 32
+    assert png.size[0] == 5 * (32 + COLOURBAR_WIDTH)  # zero-filled, mridiff, target, |error|, std; colour bars
     metrics = json.loads((out / "metrics.json").read_text())["files"][0]
     assert set(metrics["mridiff"]) == {"NMSE", "PSNR", "SSIM"} and "uncertainty" in metrics
     assert not list(out.rglob("*.part"))
@@ -150,12 +152,12 @@ def test_wide_multicoil_scan_with_its_own_2d_mask_gets_metrics(tmp_path: Path, f
 def test_failing_metrics_never_fail_a_finished_reconstruction(scan: Path, tmp_path: Path, tiny_recon_model: Path,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from mridiff.inference import recon_files
+    from mridiff.workflows import recon
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("Invalid shapes.")
 
-    monkeypatch.setattr(recon_files, "volume_metrics", broken)
+    monkeypatch.setattr(recon, "volume_metrics", broken)
     out = tmp_path / "out"
     assert _run([scan], tiny_recon_model, out) == 0
     err = capsys.readouterr().err
@@ -191,19 +193,19 @@ def _three_scans(tiny_dataset: dict[str, Path], where: Path) -> list[Path]:
 def test_a_crashing_scan_does_not_abort_the_directory(tiny_dataset: dict[str, Path], tmp_path: Path,
                                                       tiny_recon_model: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from mridiff.inference import recon_files
+    from mridiff.workflows import recon
 
     _three_scans(tiny_dataset, tmp_path / "scans")
-    real = recon_files.Reconstructor.reconstruct
+    real = recon.Reconstructor.reconstruct_slices
     calls: list[int] = []
 
-    def crash_on_b(self: Any, kspace: Any, mask: Any, **kwargs: Any) -> Any:
+    def crash_on_b(self: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(1)
-        if len(calls) == 2:  # the first batch of b.h5
+        if len(calls) == 2:  # b.h5
             raise RuntimeError("CUDA error: an illegal memory access was encountered\nsecond line")
-        return real(self, kspace, mask, **kwargs)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(recon_files.Reconstructor, "reconstruct", crash_on_b)
+    monkeypatch.setattr(recon.Reconstructor, "reconstruct_slices", crash_on_b)
     out = tmp_path / "out"
     rc = _run([tmp_path / "scans"], tiny_recon_model, out, "--batch-size", "8")
     err = capsys.readouterr().err
@@ -234,7 +236,7 @@ def test_same_file_name_in_two_folders_is_refused_up_front(tiny_dataset: dict[st
 def test_metrics_json_keeps_earlier_runs_and_is_written_after_every_file(
         tiny_dataset: dict[str, Path], tmp_path: Path, tiny_recon_model: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from mridiff.inference import recon_files
+    from mridiff.workflows import recon_dir
 
     a, b, c = _three_scans(tiny_dataset, tmp_path / "scans")
     out = tmp_path / "out"
@@ -242,14 +244,14 @@ def test_metrics_json_keeps_earlier_runs_and_is_written_after_every_file(
     assert _run([b], tiny_recon_model, out) == 0  # a second run into the same --out adds, never replaces
     assert [e["file"] for e in json.loads((out / "metrics.json").read_text())["files"]] == ["a.h5", "b.h5"]
 
-    real = recon_files.reconstruct_file
+    real = recon_dir.reconstruct_file
 
     def killed_at_c(path: Path, *args: Any, **kwargs: Any) -> Any:
         if path.name == "c.h5":
             raise KeyboardInterrupt  # the run dies here: what it finished must already be on disk
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(recon_files, "reconstruct_file", killed_at_c)
+    monkeypatch.setattr(recon_dir, "reconstruct_file", killed_at_c)
     assert _run([tmp_path / "scans"], tiny_recon_model, out, "--overwrite") == 130
     monkeypatch.undo()
     entries = json.loads((out / "metrics.json").read_text())["files"]
@@ -354,6 +356,8 @@ def _outputs(out: Path) -> dict[str, Any]:
         if not p.is_file():
             continue
         rel = str(p.relative_to(out))
+        if p.suffix == ".log":  # the inference log: times and process ids differ from run to run
+            continue
         if p.suffix == ".h5":
             with h5py.File(p, "r") as fh:
                 found[rel] = {k: fh[k][()].tobytes() for k in fh}
@@ -456,7 +460,7 @@ def test_sigterm_stops_cleanly_and_the_rerun_finishes(where: str, tiny_dataset: 
     assert child.returncode == 143, child.stderr
     assert child.stderr.strip().splitlines()[-1] == "mridiff: interrupted" and "Traceback" not in child.stderr
     left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    done = ["figures/a.png", "metrics.json", "nifti/a.nii.gz", "reconstructions/a.h5"]
+    done = ["figures/a.png", "metrics.json", "nifti/a.nii.gz", "reconstruct.log", "reconstructions/a.h5"]
     assert left == ([] if where == "staging" else done)
     assert not (out / ".mridiff-partial").exists()
     capsys.readouterr()
@@ -564,7 +568,8 @@ def test_metrics_json_records_provenance_the_mask_used_and_an_aggregate(
     entries = {e["file"]: e for e in doc["files"]}
     for e in entries.values():
         assert e["provenance"] == prov
-        assert e["settings"] == {"seed": 3, "sampler": "ddim", "steps": 1, "dc": "hard", "samples": 1,
+        sampler = preset_options("balanced", steps=1).sampler.value  # the default preset's sampler
+        assert e["settings"] == {"seed": 3, "sampler": sampler, "steps": 1, "dc": "hard", "samples": 1,
                                  "sens_method": "espirit", "noise_std": None, "batch_size": 4}
     retro = entries["a.h5"]["mask"]
     assert retro["source"] == "retrospective" and retro["kind"] == "random" and retro["nominal_acceleration"] == 4
@@ -591,3 +596,13 @@ def test_metrics_json_records_provenance_the_mask_used_and_an_aggregate(
     assert agg["mridiff"]["PSNR"]["mean"] == pytest.approx(np.mean(psnr))
     assert agg["mridiff"]["PSNR"]["sd"] == pytest.approx(np.std(psnr, ddof=1))
     assert set(agg["zero_filled"]) == {"NMSE", "PSNR", "SSIM"}
+
+
+def test_steps_with_ddpm_is_an_error_not_ignored(tiny_dataset: dict[str, Path], tmp_path: Path,
+                                                 tiny_recon_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scans = _three_scans(tiny_dataset, tmp_path / "scans")
+    rc = _run([tmp_path / "scans"], tiny_recon_model, tmp_path / "out", "--sampler", "ddpm")  # _run passes --steps 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1] == ("mridiff: error: the DDPM sampler always takes all 1000 steps of its schedule, "
+                                   "not 1 (leave --steps out, or use --sampler ddim)")
+    assert not (tmp_path / "out" / "reconstructions").exists() and len(scans) == 3

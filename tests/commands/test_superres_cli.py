@@ -104,8 +104,9 @@ def test_bad_inputs_fail_in_one_line_without_outputs(tmp_path: Path, sr_model: s
     _assert_user_error(capsys, main(["superres", str(flat), "--scale", "2", *base]), "2 dimensions")
     lr = lowres_nifti(data_helpers, tmp_path / "lr.nii.gz", (18, 18, 2))
     _assert_user_error(capsys, main(["superres", str(lr), "--scale", "3", *base]), "invalid choice")
-    _assert_user_error(capsys, main(["superres", str(lr), "--scale", "4", "--from-highres", *base]),
-                       "does not divide")
+    _assert_user_error(capsys, main(["superres", str(lr), "--slices", "5:", *base]), "selects no slice")
+    _assert_user_error(capsys, main(["superres", str(lr), "--slices", "3:1", *base]), "larger than START")
+    _assert_user_error(capsys, main(["superres", str(lr), "--reference", str(lr), *base]), "do not match")
     masked = data_helpers.write_h5(tmp_path / "masked.h5", np.ones((1, 8, 8), np.complex64), mask=np.ones(8, bool))
     _assert_user_error(capsys, main(["superres", str(masked), *base]), "undersampled")
     assert not any(p.is_file() for p in tmp_path.rglob("sr*.nii.gz"))

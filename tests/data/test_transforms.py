@@ -5,7 +5,7 @@ import pytest
 import torch
 from fastmri.data import transforms as T
 
-from mridiff.data.transforms import center_crop, complex_to_magnitude, normalise_percentile
+from mridiff.data.transforms import center_crop, normalise_percentile
 
 
 @pytest.mark.parametrize(("shape", "crop"), [((2, 9, 12), (4, 5)), ((8, 8), (8, 8)), ((3, 1, 11, 7), (6, 3))])
@@ -23,14 +23,6 @@ def test_center_crop_complex_and_invalid():
         center_crop(x, (7, 2))
     with pytest.raises(ValueError):
         center_crop(x, (0, 2))
-
-
-def test_magnitude_numpy_and_torch():
-    x = np.array([3 + 4j, -1j], dtype=np.complex64)
-    np.testing.assert_allclose(complex_to_magnitude(x), [5.0, 1.0])
-    assert complex_to_magnitude(x).dtype == np.float32
-    t = complex_to_magnitude(torch.from_numpy(x))
-    assert t.dtype == torch.float32 and torch.allclose(t, torch.tensor([5.0, 1.0]))
 
 
 def test_normalise_percentile_numpy_torch_agree():

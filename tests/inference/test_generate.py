@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 
 from mridiff.errors import InputError
-from mridiff.inference.audit import read_sample
-from mridiff.inference.generate import (
+from mridiff.inference.generate import SampleGenerator, sample_seed
+from mridiff.workflows.augment import augment_dir
+from mridiff.workflows.samples import (
     MANIFEST,
     PNG_WHITE,
     AugmentOptions,
-    SampleGenerator,
-    augment_dir,
     read_manifest,
+    read_sample,
     sample_name,
-    sample_seed,
     write_sample,
 )
 
@@ -73,6 +72,7 @@ def test_directory_grows_refuses_other_settings_and_replaces_missing_files(tmp_p
     before = read_sample(lost)
     lost.unlink()
     summary = augment_dir(out, generator, AugmentOptions(n=3, steps=2, fmt="png", progress=False))
-    assert summary == {"written": 1, "kept": 2, "total": 3, "manifest": str(out / MANIFEST)}
+    assert summary == {"written": 1, "kept": 2, "total": 3, "manifest": str(out / MANIFEST),
+                       "contact_sheet": str(out / "contact_sheet.png")}
     # the same seed gives the same sample again (up to float rounding across batch sizes, one 16-bit PNG level)
     assert np.allclose(read_sample(lost), before, atol=2 * PNG_WHITE / 65535)

@@ -1,4 +1,5 @@
-"""Inference never imports the training stack (Lightning takes seconds to import and is not needed to sample)."""
+"""Inference and the file workflows never import the training stack (Lightning takes seconds to import, and
+sampling does not need it)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import subprocess
 import sys
 
 MODULES = ["mridiff.inference.reconstruct", "mridiff.inference.superres", "mridiff.inference.generate",
-           "mridiff.inference.calibration", "mridiff.inference.audit", "mridiff.inference.recon_files",
-           "mridiff.inference.demo", "mridiff.inference.model", "mridiff.io.models"]
+           "mridiff.inference.calibration", "mridiff.inference.model", "mridiff.io.models",
+           "mridiff.workflows.recon", "mridiff.workflows.recon_dir", "mridiff.workflows.superres",
+           "mridiff.workflows.augment", "mridiff.workflows.audit", "mridiff.workflows.demo"]
 
 
 def test_importing_inference_does_not_import_lightning() -> None:

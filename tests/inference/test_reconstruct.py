@@ -42,13 +42,6 @@ def test_same_seed_identical_different_seed_differs(rec: Reconstructor, tiny_dat
     assert not np.array_equal(a.mean, c.mean)
 
 
-def test_batching_does_not_change_results(rec: Reconstructor, tiny_dataset: dict[str, Path]) -> None:
-    kspace, multi = _volume(next(tiny_dataset["singlecoil"].glob("*.h5")))
-    mask = make_mask(MaskSpec("random", 4), kspace.shape[-2:], 0)
-    one = rec.reconstruct(kspace, mask, multicoil=multi, steps=2, batch_size=1, dc="none")
-    both = rec.reconstruct(kspace, mask, multicoil=multi, steps=2, batch_size=2, dc="none")
-    # Each batch gets its own seed stream; with no noise injected after x_T the first slice must agree.
-    assert np.allclose(one.mean[0], both.mean[0], atol=1e-5)
 
 
 @pytest.mark.parametrize("dc", ["hard", "cg", "soft"])

@@ -4,18 +4,22 @@ import pytest
 import torch
 from conftest import make_coil_maps, make_phantom, random_complex
 
-from mridiff.errors import InputError
 from mridiff.physics import (
-    DC_MODES,
+    CG,
+    CONSISTENCY,
+    DCMode,
+    Hard,
     KspaceCrop,
     MaskSpec,
     MultiCoil,
+    NoConsistency,
     SingleCoil,
-    apply_consistency,
+    Soft,
     cg_consistency,
     conjugate_gradient,
     estimate_noise_std,
     fft2c,
+    make_consistency,
     make_mask,
     soft_consistency,
 )
@@ -74,7 +78,7 @@ def test_cg_does_not_mutate_inputs() -> None:
 @pytest.mark.parametrize("scale", [1.0, 3.0])
 def test_hard_on_multicoil_fits_data(scale: float) -> None:
     op, y, x0 = _multicoil_problem(scale=scale)
-    x = apply_consistency("hard", op, x0, y, cg_iters=40, cg_tol=1e-7)
+    x = Hard(iters=40, tol=1e-7)(op, x0, y, prior_var=1.0)
     # Least-squares fit: the normal-equation residual is small and the data misfit well below x0's.
     assert float((op.adjoint(op.forward(x) - y)).norm()) < 1e-3 * float(op.adjoint(y).norm())
     assert float((op.forward(x) - y).norm()) < 0.3 * float((op.forward(x0) - y).norm())
@@ -90,28 +94,50 @@ def test_multicoil_consistency_zeroes_outside_the_coil_support(mode: str) -> Non
     truth[..., :8] = 0
     y = op.forward(truth)
     x0 = random_complex(1, N, N, seed=4)
-    x = apply_consistency(mode, op, x0, y, noise_var=0.01, cg_iters=40, cg_tol=1e-7)
+    x = make_consistency(mode, 40, 1e-7)(op, x0, y, prior_var=1.0, noise_var=torch.tensor([0.01]))
     assert float(x[..., :8].abs().max()) == 0.0
     assert float(x0[..., :8].abs().min()) > 0  # the input is untouched
     if mode == "hard":  # still fits the data
         assert float((op.forward(x) - y).norm()) < 1e-3 * float(y.norm())
-    assert torch.equal(apply_consistency("none", op, x0, y), x0)
+    assert make_consistency("none")(op, x0, y, prior_var=1.0) is x0
 
 
-def test_apply_consistency_modes_single_coil() -> None:
+def test_consistency_kinds_single_coil() -> None:
     op = SingleCoil(make_mask(MaskSpec("equispaced", 4), (N, N), seed=1), scale=2.0)
     y = op.forward(random_complex(2, N, N, seed=6))
     x0 = random_complex(2, N, N, seed=7)
-    assert set(DC_MODES) == {"hard", "cg", "soft", "none"}
-    assert apply_consistency("none", None, x0, None) is x0
-    hard = apply_consistency("hard", op, x0, y)
+    assert {m.value for m in CONSISTENCY} == {"hard", "cg", "soft", "none"}
+    assert [type(make_consistency(m)) for m in ("hard", "cg", "soft", "none")] == [Hard, CG, Soft, NoConsistency]
+    assert make_consistency(DCMode.CG, 7, 1e-3) == CG(7, 1e-3)
+    assert [make_consistency(m).uses_noise for m in DCMode] == [False, False, True, False]
+    hard = Hard()(op, x0, y, prior_var=1.0)
     torch.testing.assert_close(hard, op.project(x0, y))
-    soft0 = apply_consistency("soft", op, x0, y, noise_var=0.0, prior_var=1.0)
+    soft0 = Soft()(op, x0, y, prior_var=1.0, noise_var=torch.zeros(2))
     torch.testing.assert_close(soft0, hard, rtol=1e-6, atol=1e-6)
-    cg = apply_consistency("cg", op, x0, y, cg_iters=10, cg_tol=1e-7)
+    cg = CG(10, 1e-7)(op, x0, y, prior_var=1.0)
     torch.testing.assert_close(cg, hard, rtol=1e-4, atol=1e-4)
-    with pytest.raises(InputError):
-        apply_consistency("exact", op, x0, y)
+    with pytest.raises(ValueError, match="choose one of"):
+        make_consistency("exact")
+
+
+@pytest.mark.parametrize("multicoil", [False, True])
+def test_soft_uses_each_samples_own_noise_variance(multicoil: bool) -> None:
+    """A batch with two noise levels gives each slice what it gets alone (no batch-averaged variance)."""
+    if multicoil:
+        op, y, x0 = _multicoil_problem()
+        alone_ops = [MultiCoil(op.mask, op.sens[b : b + 1]) for b in range(2)]
+    else:
+        op = SingleCoil(make_mask(MaskSpec("random", 4), (N, N), seed=5))
+        y, x0 = op.forward(random_complex(2, N, N, seed=3)), random_complex(2, N, N, seed=4)
+        alone_ops = [op, op]
+    variances = torch.tensor([0.01, 4.0])
+    both = Soft(20, 1e-7)(op, x0, y, prior_var=0.5, noise_var=variances)
+    for b in range(2):
+        alone = soft_consistency(alone_ops[b], x0[b : b + 1], y[b : b + 1], float(variances[b]), 0.5, max_iter=20,
+                                 tol=1e-7)
+        torch.testing.assert_close(both[b : b + 1], alone, rtol=1e-4, atol=1e-5)
+    averaged = Soft(20, 1e-7)(op, x0, y, prior_var=0.5, noise_var=variances.mean().expand(2))
+    assert not torch.allclose(both, averaged, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("scale", [1.0, 2.5])
@@ -140,7 +166,7 @@ def test_soft_on_kspace_crop_and_multicoil() -> None:
     # A huge noise variance trusts the prior: the result stays at x0.
     torch.testing.assert_close(soft_consistency(crop, x0, y, 1e9, 1.0), x0, rtol=1e-5, atol=1e-5)
     op, ym, xm = _multicoil_problem()
-    torch.testing.assert_close(soft_consistency(op, xm, ym, 0.0, 1.0), apply_consistency("hard", op, xm, ym),
+    torch.testing.assert_close(soft_consistency(op, xm, ym, 0.0, 1.0), Hard(10)(op, xm, ym, prior_var=1.0),
                                rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(soft_consistency(op, xm, ym, 0.5, 2.0), cg_consistency(op, xm, ym, lam=0.25),
                                rtol=1e-5, atol=1e-5)
@@ -165,7 +191,7 @@ def test_estimate_noise_std(num_coils: int) -> None:
 def test_estimate_noise_std_needs_edge_samples() -> None:
     mask = torch.zeros(64, 64)
     mask[24:40, 24:40] = 1
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError):
         estimate_noise_std(random_complex(64, 64) * mask, mask)
     # A 2D mask with empty corners falls back to the border.
     poisson = make_mask(MaskSpec("poisson", 4, 0.2), (64, 64), seed=0)

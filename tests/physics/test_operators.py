@@ -131,3 +131,28 @@ def test_kspace_crop_rejects_wrong_size() -> None:
 def test_scale_must_be_positive(bad: float | torch.Tensor) -> None:
     with pytest.raises(ValueError):
         SingleCoil(MASKS["1d"], scale=bad)
+
+
+def _every_operator() -> list[tuple[object, torch.Tensor]]:
+    from mridiff.physics import AreaDownsample
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 16, 16, dtype=torch.complex64, generator=gen)
+    masks = (torch.rand(2, 16, 16, generator=gen) < 0.5).float()
+    sens = torch.randn(2, 3, 16, 16, dtype=torch.complex64, generator=gen)
+    scale = torch.tensor([1.5, 3.0])
+    ops = [SingleCoil(masks, scale), SingleCoil(masks[0]), MultiCoil(masks, sens, scale), MultiCoil(masks[0], sens[0]),
+           KspaceCrop(2, (16, 16), scale), AreaDownsample(2, (16, 16))]
+    return [(op, x) for op in ops]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_repeat_interleave_gives_the_operator_of_the_repeated_batch(index: int) -> None:
+    op, x = _every_operator()[index]
+    rep = op.repeat_interleave(3)  # type: ignore[attr-defined]
+    expected = op.forward(x).repeat_interleave(3, 0)  # type: ignore[attr-defined]
+    torch.testing.assert_close(rep.forward(x.repeat_interleave(3, 0)), expected)
+    y = expected
+    torch.testing.assert_close(rep.adjoint(y), op.adjoint(y[::3]).repeat_interleave(3, 0))  # type: ignore[attr-defined]
+    moved = rep.to("cpu")
+    torch.testing.assert_close(moved.forward(x.repeat_interleave(3, 0)), expected)

@@ -12,23 +12,24 @@ import numpy as np
 import pytest
 import torch
 
+import mridiff.inference.pipeline as pipeline_module
 from mridiff.data import fastmri_h5
-from mridiff.inference.batching import run_chunked
 from mridiff.inference.reconstruct import Reconstructor
-from mridiff.models.unet import ConditionalUNet
 
 
 def _oom_above(limit: int, calls: list[int]) -> Callable[..., Any]:
-    """A network forward that raises CUDA OOM whenever the batch holds more than ``limit`` images."""
-    real = ConditionalUNet.forward
+    """A reverse loop that raises CUDA OOM whenever its batch holds more than ``limit`` images (a GPU's limit;
+    on the CPU the network itself is called one image at a time)."""
+    real = pipeline_module.reverse_diffusion
 
-    def forward(self: ConditionalUNet, x_t: torch.Tensor, cond: torch.Tensor | None, t: torch.Tensor) -> Any:
-        calls.append(int(x_t.shape[0]))
-        if x_t.shape[0] > limit:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        x_init = args[5]
+        calls.append(int(x_init.shape[0]))
+        if x_init.shape[0] > limit:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(self, x_t, cond, t)
+        return real(*args, **kwargs)
 
-    return forward
+    return run
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_oom_halves_the_batch_with_a_warning_and_gives_the_same_result(
     reference = rec.reconstruct(k, mask, steps=2, batch_size=1, seed=3)
 
     calls: list[int] = []
-    monkeypatch.setattr(ConditionalUNet, "forward", _oom_above(1, calls))
+    monkeypatch.setattr(pipeline_module, "reverse_diffusion", _oom_above(1, calls))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = rec.reconstruct(k, mask, steps=2, batch_size=4, seed=3)
@@ -57,7 +58,7 @@ def test_oom_halves_the_batch_with_a_warning_and_gives_the_same_result(
     assert messages == ["GPU out of memory; retrying with a batch of 2 slices",
                         "GPU out of memory; retrying with a batch of 1 slices"]
     assert calls[:2] == [4, 2] and set(calls[2:]) == {1}
-    np.testing.assert_array_equal(result.mean, reference.mean)  # same chunks, same seeds: bit-identical
+    np.testing.assert_array_equal(result.mean, reference.mean)  # per-slice noise streams: bit-identical
 
 
 def test_oom_even_for_one_slice_is_raised_not_looped(assets: bi.Assets, problem: tuple[np.ndarray, np.ndarray],
@@ -65,7 +66,7 @@ def test_oom_even_for_one_slice_is_raised_not_looped(assets: bi.Assets, problem:
     k, mask = problem
     rec = Reconstructor(assets.model, device="cpu")
     calls: list[int] = []
-    monkeypatch.setattr(ConditionalUNet, "forward", _oom_above(0, calls))
+    monkeypatch.setattr(pipeline_module, "reverse_diffusion", _oom_above(0, calls))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         with pytest.raises(torch.cuda.OutOfMemoryError):
@@ -73,27 +74,10 @@ def test_oom_even_for_one_slice_is_raised_not_looped(assets: bi.Assets, problem:
     assert calls == [4, 2, 1]
 
 
-def test_run_chunked_keeps_order_after_fallback() -> None:
-    sizes: list[int] = []
-
-    def fn(chunk: Any) -> list[int]:
-        sizes.append(len(chunk))
-        if len(chunk) > 3:
-            raise torch.cuda.OutOfMemoryError("out of memory")
-        return [x * 10 for x in chunk]
-
-    with pytest.warns(RuntimeWarning) as caught:
-        out = run_chunked(list(range(9)), fn, batch_size=8)
-    assert [str(w.message).split("; ")[1] for w in caught] == ["retrying with a batch of 4 slices",
-                                                             "retrying with a batch of 2 slices"]
-    assert out == [x * 10 for x in range(9)]
-    assert sizes[:2] == [8, 4] and max(sizes[2:]) <= 3
-
-
 def test_cli_survives_oom_and_says_so(tmp_path: Path, assets: bi.Assets, run_recon: Callable[..., bi.Outcome],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     scan = bi.write_good_scan(tmp_path / "scan.h5", slices=4)
-    monkeypatch.setattr(ConditionalUNet, "forward", _oom_above(2, []))
+    monkeypatch.setattr(pipeline_module, "reverse_diffusion", _oom_above(2, []))
     outcome = run_recon([scan], tmp_path / "out", "--batch-size", "4")
     assert outcome.exit_code == 0, outcome.stderr
     assert "mridiff: warning: GPU out of memory; retrying with a batch of 2 slices" in outcome.stderr.splitlines()

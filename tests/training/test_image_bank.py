@@ -99,7 +99,7 @@ def test_out_of_domain_warning_uses_the_trained_range_and_never_echoes_headers(t
     import warnings
     from types import SimpleNamespace
 
-    from mridiff.inference.recon_files import _warn_out_of_domain
+    from mridiff.workflows.recon import _warn_out_of_domain
 
     scan = SimpleNamespace(path=tmp_path / "a.h5", encoded_size=(320, 320, 1), acquisition="AXT2 Jane Doe")
     agnostic = {"domain": {"matrix": [128, 384], "contrast": "any"}, "training": {"image_size": [256, 256]}}

@@ -18,25 +18,22 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import h5py
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from skimage.transform import resize
 
-from mridiff.data.fastmri_h5 import open_scan, read_slice, stored_dataset
+from mridiff.data.fastmri_h5 import open_scan, read_slice
 from mridiff.data.nifti import read_nifti, slice_volume
 from mridiff.data.transforms import normalise_percentile
 from mridiff.errors import InputError
-from mridiff.inference.generate import PNG_WHITE, list_samples
 from mridiff.io.atomic import atomic_write_text, check_writable
 from mridiff.io.figures import panel_png
 from mridiff.physics.coils import rss
 from mridiff.physics.fft import ifft2c
+from mridiff.workflows.samples import list_samples, read_sample
 
 AUDIT_SIZE = 64
 # Calibrated on the default dataset at 64 x 64: real slices that are NOT copies reach a nearest SSIM of 0.87 and a
@@ -52,31 +49,6 @@ def prepare(image: np.ndarray, size: int = AUDIT_SIZE) -> np.ndarray:
     """float32 ``(size, size)``: ``image`` (H, W) resized with anti-aliasing and divided by its 99th percentile."""
     small = resize(np.abs(np.asarray(image, dtype=np.float64)), (size, size), anti_aliasing=True, order=1)
     return normalise_percentile(small, 99.0)[0].astype(np.float32)
-
-
-def read_sample(path: Path) -> np.ndarray:
-    """Read a generated sample as float (H, W): NIfTI (stored (W, H, 1)), 8/16-bit PNG or HDF5 (image/target)."""
-    try:
-        if path.name.endswith((".nii", ".nii.gz")):
-            img: Any = nib.load(path)
-            data = np.squeeze(np.asarray(img.dataobj, dtype=np.float32))
-            if data.ndim != 2:
-                raise InputError(path, f"expected a 2D sample, got shape {data.shape}")
-            return data.T
-        if path.suffix == ".png":
-            arr = np.asarray(Image.open(path))
-            white = PNG_WHITE / 65535 if arr.dtype == np.uint16 else 1.0 / 255
-            return arr.astype(np.float32) * white
-        with h5py.File(path, "r") as hf:
-            # stored_dataset: never follow external links, external storage or virtual datasets out of the file
-            key = next((k for k in ("image", "reconstruction_rss", "reconstruction_esc")
-                        if stored_dataset(path, hf, k) is not None), None)
-            if key is None:
-                raise InputError(path, "no 'image' or reconstruction dataset")
-            data = np.asarray(hf[key], dtype=np.float32)
-            return data if data.ndim == 2 else data[0]
-    except (OSError, ValueError, nib.filebasedimages.ImageFileError) as exc:
-        raise InputError(path, f"cannot read sample ({type(exc).__name__}: {exc})") from None
 
 
 def read_image_bank(path: Path) -> tuple[list[str], np.ndarray] | None:

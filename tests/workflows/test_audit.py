@@ -12,8 +12,8 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from mridiff.cli import main
-from mridiff.inference.audit import audit, load_training_slices, prepare, ssim_against
-from mridiff.inference.generate import AugmentOptions, sample_name, write_sample
+from mridiff.workflows.audit import audit, load_training_slices, prepare, ssim_against
+from mridiff.workflows.samples import AugmentOptions, sample_name, write_sample
 
 
 def brain_like(rng: np.random.Generator, n: int = 48) -> np.ndarray:
@@ -79,7 +79,7 @@ def test_audit_cli_writes_csv_and_png(tmp_path: Path, training_file: tuple[Path,
 def test_training_slices_from_an_image_bank(tmp_path: Path) -> None:
     import h5py
 
-    from mridiff.inference.audit import load_training_slices
+    from mridiff.workflows.audit import load_training_slices
 
     images = np.random.default_rng(0).integers(0, 1020, (3, 32, 32)).astype(np.uint16)
     with h5py.File(tmp_path / "train_images.h5", "w") as fh:

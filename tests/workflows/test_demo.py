@@ -8,7 +8,7 @@ import h5py
 import pytest
 
 from mridiff.errors import InputError
-from mridiff.inference.demo import DemoOptions, format_table, run_demo
+from mridiff.workflows.demo import DemoOptions, format_table, run_demo
 
 
 def test_demo_writes_every_output_and_a_table(tiny_recon_model: Path, tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from mridiff.data.h5_writer import SimulationSpec, write_simulated_scan
-from mridiff.inference.recon_files import ReconOptions, reconstruct_file
 from mridiff.inference.reconstruct import Reconstructor
 from mridiff.io.atomic import check_writable
 from mridiff.io.outputs import write_json
+from mridiff.workflows.recon import ReconOptions, reconstruct_file
 
 DEMO_COILS = 8
 DEMO_SNR_DB = 30.0
