@@ -36,7 +36,9 @@ from mridiff.inference.calibration import (  # noqa: E402
     foreground,
     interval,
     lookup,
+    smooth_std,
 )
+from mridiff.inference.options import preset_options  # noqa: E402
 from mridiff.inference.reconstruct import Reconstructor  # noqa: E402
 from mridiff.io.figures import reliability_png  # noqa: E402
 from mridiff.metrics import grow_box  # noqa: E402
@@ -65,26 +67,30 @@ def region_masks(shape: tuple[int, ...], boxes: list[list[int] | None], fg: np.n
     return {"object": fg, "tumour box": fg & inside, "background": ~fg}
 
 
-def evaluate(rec: Reconstructor, table: dict[str, Any], mode: Mode, files: list[Path], steps: int,
-             seed: int) -> dict[str, Any]:
-    """Coverage per level and Spearman per region for one mode on one data set."""
+def evaluate(rec: Reconstructor, cal: dict[str, Any], mode: Mode, files: list[Path], seed: int) -> dict[str, Any]:
+    """Coverage per level and Spearman per region for one mode on one data set (each slice its own mask)."""
     kspace, truth, boxes = load(files)
-    mask = make_mask(MaskSpec("random", mode.acceleration), kspace.shape[-2:], seed + 1)
-    res = rec.reconstruct(kspace, mask, multicoil=mode.multicoil, steps=steps, dc=mode.dc, samples=mode.samples,
+    masks = np.stack([make_mask(MaskSpec("random", mode.acceleration), kspace.shape[-2:], 1000 + seed + i).numpy()
+                      for i in range(len(files))])
+    opts = preset_options("balanced", sampler=cal["sampler"], steps=cal["steps"], dc=mode.dc, samples=mode.samples,
                           seed=seed + 1)
+    res = rec.reconstruct(kspace, masks, opts, multicoil=mode.multicoil)
+    smoothing = float(cal.get("std_smoothing_px", 0.0))
+    table = cal["table"]
     regions = region_masks(truth.shape, boxes, foreground(res.mean))
     out: dict[str, Any] = {"mode": mode.key, "slices": len(files), "coverage": {}, "spearman": {}}
     for level in DEFAULT_LEVELS:
         q = lookup(table, mode.key, level)
         if q is None:
             continue
-        iv = interval(res.mean, res.std, q, level)
+        iv = interval(res.mean, res.std, q, level, smoothing)
         out["coverage"][f"{level:g}"] = {name: coverage(truth, iv.lower, iv.upper, m) for name, m in regions.items()
                                          if m.any()}
     err = np.abs(truth - res.mean)
+    std = smooth_std(res.std, smoothing)  # the map the intervals are built on
     for name, m in regions.items():
         if m.any() and res.std[m].std() > 0:
-            out["spearman"][name] = float(spearmanr(res.std[m], err[m]).statistic)
+            out["spearman"][name] = float(spearmanr(std[m], err[m]).statistic)
     return out
 
 
@@ -96,7 +102,8 @@ def main() -> None:
     p.add_argument("--cal-slices", type=int, default=16)
     p.add_argument("--test-slices", type=int, default=24)
     p.add_argument("--samples", type=int, default=4)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--sampler", default=None, help="default: the balanced preset's (what reconstruct uses)")
+    p.add_argument("--steps", type=int, default=None, help="default: the balanced preset's")
     p.add_argument("--accelerations", type=int, nargs="+", default=[4, 8])
     p.add_argument("--variants", nargs="+", default=["singlecoil", "multicoil"])
     p.add_argument("--dc", default="hard")
@@ -116,7 +123,7 @@ def main() -> None:
     else:
         cal_files = {mc: evenly_spaced(fs, args.cal_slices) for mc, fs in val.items()}
     modes = [Mode(v == "multicoil", acc, args.dc, args.samples) for v in args.variants for acc in args.accelerations]
-    cal = calibrate_model(rec, cal_files, modes, steps=args.steps, seed=args.seed)
+    cal = calibrate_model(rec, cal_files, modes, steps=args.steps, sampler=args.sampler, seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tests: dict[str, dict[bool, list[Path]]]
@@ -132,7 +139,7 @@ def main() -> None:
     for name, files in tests.items():
         curves = {}
         for mode in modes:
-            row = evaluate(rec, cal["table"], mode, files[mode.multicoil], args.steps, args.seed)
+            row = evaluate(rec, cal, mode, files[mode.multicoil], args.seed)
             row["data"] = name
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -142,7 +149,8 @@ def main() -> None:
     header = (f"Calibrated uncertainty, {time.strftime('%Y-%m-%d')}, {machine}, {time.perf_counter() - start:.0f} s. "
               f"Model {rec.model.path.name} ({rec.model.meta.get('sha256', '')[:12]}). Calibration: "
               f"{args.cal_slices} validation slices per variant (cheng val split; the test folder never), "
-              f"DDIM-{args.steps}, K={args.samples}, {args.dc} DC. "
+              f"{cal['sampler']}-{cal['steps']}, K={args.samples}, {args.dc} DC, std smoothed by "
+              f"{cal['std_smoothing_px']} px. "
               + (f"Measured on {args.cal_slices} other validation slices (method development; real clinical images, "
                  "simulated k-space). " if args.holdout_val else
                  f"Test: real clinical images, simulated k-space ({args.test_slices} meningioma slices) and Colin27 "

@@ -2,13 +2,13 @@
 
 For each matrix (128², 256², 320²) and coil setting (single-coil, 8 coils), one slice of the real validation set
 (resampled to the matrix, k-space simulated at 30 dB; or a synthetic head if the set is absent) is reconstructed
-with DDIM + hard DC, K=1. The network time is measured with a timer around every network call; "loop, outside the
-network" is the rest of the reverse loop (data consistency, FFTs, CG, sampler arithmetic); coil maps are timed
-on their own (ESPIRiT / JSENSE). Start-up is the import time of ``mridiff.inference.reconstruct`` beside
-``import torch`` and the model load, measured in fresh processes. Shares, not absolute times, are the result:
-the machine is shared and noisy.
+with a sampling preset (default balanced), K=1. The network time is measured with a timer around every network
+call; "loop, outside the network" is the rest of the reverse loop (data consistency, FFTs, CG, sampler
+arithmetic); coil maps are timed on their own (ESPIRiT / JSENSE). Start-up is the import time of
+``mridiff.inference.reconstruct`` beside ``import torch`` and the model load, measured in fresh processes. Shares,
+not absolute times, are the result: the machine is shared and noisy.
 
-    python benchmarks/profile_recon.py [--steps 20] [--sizes 128 256 320] [--ckpt MODEL]
+    python benchmarks/profile_recon.py [--preset balanced] [--steps 20] [--sizes 128 256 320] [--ckpt MODEL]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import torch
 from skimage.transform import resize
 
 from mridiff.data.simulate import simulate_kspace
+from mridiff.inference.options import preset_options
 from mridiff.inference.reconstruct import Reconstructor
 from mridiff.physics.coils import estimate_sens
 from mridiff.physics.masks import MaskSpec, make_mask
@@ -84,12 +86,16 @@ def startup() -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ckpt", default=None)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--preset", default="balanced", help="sampling preset (fast, balanced, best)")
+    p.add_argument("--steps", type=int, default=None, help="override the preset's steps")
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 320])
     p.add_argument("--coils", type=int, nargs="+", default=[1, 8])
     p.add_argument("--out", default="benchmarks/results/profile_recon")
     args = p.parse_args()
     rec = Reconstructor(args.ckpt, device="cpu")
+    opts = preset_options(args.preset, steps=args.steps)
+    setting = f"{args.preset} preset ({opts.sampler.value}-{opts.make_sampler(rec.model.schedule).num_steps}, " \
+              f"{opts.dc.value} DC, {opts.cg_iters} CG iterations for SENSE)"
     timer = NetTimer(rec.model.net)
     rows = []
     for size in args.sizes:
@@ -105,12 +111,12 @@ def main() -> None:
                 start = time.perf_counter()
                 sens = estimate_sens(torch.from_numpy(sim.kspace), mask, "espirit")[None]
                 sens_s = time.perf_counter() - start
-            rec.reconstruct(kspace, mask, multicoil=multicoil, steps=2, sens=sens)  # warm-up
+            rec.reconstruct(kspace, mask, replace(opts, steps=2), multicoil=multicoil, sens=sens)  # warm-up
             timer.reset()
             start = time.perf_counter()
-            rec.reconstruct(kspace, mask, multicoil=multicoil, steps=args.steps, sens=sens)
+            rec.reconstruct(kspace, mask, opts, multicoil=multicoil, sens=sens)
             total = time.perf_counter() - start
-            row = {"matrix": size, "coils": coils, "steps": args.steps, "network_calls": timer.calls,
+            row = {"matrix": size, "coils": coils, "setting": setting, "network_calls": timer.calls,
                    "total_loop_s": total, "network_s": timer.seconds, "outside_network_s": total - timer.seconds,
                    "coil_maps_s": sens_s,
                    "network_share_of_loop_and_maps": timer.seconds / (total + sens_s),
@@ -128,7 +134,7 @@ def main() -> None:
     print(json.dumps(start_up), flush=True)
     machine = (f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
                f"torch {torch.__version__}")
-    header = (f"Where the time goes, {time.strftime('%Y-%m-%d')}, {machine}; DDIM-{args.steps} + hard DC, K=1, one "
+    header = (f"Where the time goes, {time.strftime('%Y-%m-%d')}, {machine}; {setting}, K=1, one "
               f"slice, model {rec.model.path.name}. Start-up (fresh processes): import torch "
               f"{start_up['import_torch_s']:.1f} s, import mridiff.inference.reconstruct "
               f"{start_up['import_mridiff_inference_s']:.1f} s, + load model {start_up['load_model_s']:.1f} s.")

@@ -42,5 +42,6 @@ def test_reconstruct_help_names_the_hidden_defaults(capsys: pytest.CaptureFixtur
         main(["reconstruct", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for shown in ("ddim (default 50)", "dpmpp2m (default 20)", "(default: 1)", "(default: 4)", "(default: random)",
-                  "(default: 0)", "(default: mridiff-out)", "(default: hard)", "(default: espirit)"):
+                  "(default: 0)", "(default: mridiff-out)", "(default: the preset's, hard)",
+                  "(default: balanced)", "(default: espirit)"):
         assert shown in text, shown

@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add the ``augment`` sub-command."""
     p = sub.add_parser("augment", help="generate synthetic slices for data augmentation")
-    p.add_argument("--n", type=positive_int, required=True, help="target total number of samples in --out")
+    p.add_argument("--n", "--count", dest="n", type=positive_int, required=True,
+                   help="target total number of samples in --out (spell it --count after torchrun, whose own parser "
+                        "takes --n for an abbreviation of its options)")
     p.add_argument("--out", required=True, help="output directory (rerun to continue)")
     p.add_argument("--ckpt", help="exported augmentation model (.safetensors); default: the bundled model")
     p.add_argument("--expect-sha256", help="refuse a model whose SHA-256 differs")

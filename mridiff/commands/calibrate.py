@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mridiff.commands.common import positive_int
+from mridiff.commands.common import PRESET_CHOICES, SAMPLER_CHOICES, positive_int
 from mridiff.errors import InputError
 
 
@@ -34,6 +34,7 @@ def _files(directory: str | None, limit: int) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     """Reconstruct the calibration scans in every requested mode and write the calibrated model copy."""
     from mridiff.inference.calibration import Mode, calibrate_model
+    from mridiff.inference.options import preset_options
     from mridiff.inference.reconstruct import Reconstructor
     from mridiff.io.atomic import atomic_path, atomic_write_text, check_writable
 
@@ -48,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     modes = [Mode(multicoil, acc, dc, args.samples) for multicoil in (False, True) if files[multicoil]
              for acc in args.accelerations for dc in args.dc]
     try:
-        result = calibrate_model(rec, files, modes, steps=args.steps, seed=args.seed, progress=not args.no_progress)
+        chosen = preset_options(args.preset, sampler=args.sampler, steps=args.steps)
+        result = calibrate_model(rec, files, modes, steps=chosen.steps, sampler=chosen.sampler.value, seed=args.seed,
+                                 progress=not args.no_progress)
     except ValueError as exc:
         raise InputError(args.data, str(exc)) from None
     meta: dict[str, Any] = dict(rec.model.meta)
@@ -76,7 +79,11 @@ def register(sub: Any) -> None:
     p.add_argument("--accelerations", type=positive_int, nargs="+", default=[4, 8])
     p.add_argument("--dc", nargs="+", choices=["hard", "soft", "cg"], default=["hard", "soft"])
     p.add_argument("--samples", type=positive_int, default=4, help="K samples per slice (the mode's K)")
-    p.add_argument("--steps", type=positive_int, default=20, help="DDIM steps")
+    p.add_argument("--preset", choices=list(PRESET_CHOICES), default="balanced",
+                   help="the sampling preset to calibrate (its sampler and steps; reconstructions with another "
+                        "sampler or step count are told that the calibration was made for this one)")
+    p.add_argument("--sampler", choices=list(SAMPLER_CHOICES), default=None, help="override the preset's sampler")
+    p.add_argument("--steps", type=positive_int, default=None, help="override the preset's steps")
     p.add_argument("--max-files", type=positive_int, default=16, help="at most this many files per directory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: auto)")

@@ -158,5 +158,5 @@ class Reconstructor:
             acceleration = float(masks[0].numel() / max(float(masks[0].sum()), 1.0))
             result.interval, result.calibration = calibrated_interval(
                 self.model.meta, result.mean, result.std, multicoil, acceleration, opts.dc.value, opts.samples,
-                coverage)
+                coverage, sampling=(opts.sampler.value, opts.make_sampler(self.model.schedule).num_steps))
         return result

@@ -51,7 +51,10 @@ class ConditionalUNet(nn.Module):
             attention_levels=config.attention_levels,
             norm_num_groups=config.norm_num_groups,
             num_head_channels=config.num_head_channels,
-            use_flash_attention=torch.cuda.is_available(),
+            # torch's scaled_dot_product_attention (MONAI's "flash" path) on every device: the same numbers as
+            # MONAI's einsum attention to 1e-6, and 25 % less time per network call at 256² on one CPU thread
+            # (0.233 vs 0.311 s), since the attention at the coarsest level sees 1024 tokens.
+            use_flash_attention=True,
         )
         self.multiple = 2 ** (len(config.channels) - 1)
 

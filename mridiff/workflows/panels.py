@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mridiff.io.figures import metrics_caption, panel_png
+from mridiff.io.figures import colour_panel_png, metrics_caption, overlay_rgb, panel_png
 from mridiff.metrics import crop_like_fastmri, psnr, ssim
 
 ERROR_GAIN = 4  # error and std columns are shown at 4x the image scale ("|error| x4")
@@ -69,4 +69,33 @@ def write_panel(path: Path, images: dict[str, np.ndarray], target: np.ndarray | 
     vmaxes: list[float | None] = [*([vmax] * (len(names) + 1)), vmax / ERROR_GAIN, vmax / ERROR_GAIN]
     panel_png(grid, labels, path, vmaxes=vmaxes, overwrite=overwrite, row_labels=list(row_labels), colourbars=True,
               annotations=notes)
+    return path
+
+
+def write_risk_panel(path: Path, mean: np.ndarray, half_width: np.ndarray, risk: Sequence[float], rows: Sequence[int],
+                     row_labels: Sequence[str], *, overwrite: bool = False) -> Path:
+    """Write the hallucination-risk view: each picked slice's mean with its calibrated half-width as a heat overlay.
+
+    One column per slice, labelled with the slice and its risk score (the fraction of object pixels whose
+    calibrated interval is wide, see :func:`mridiff.inference.calibration.risk_score`); a colour bar gives the
+    half-width in image units, on one scale for all slices.
+
+    Args:
+        path: the PNG.
+        mean: the reconstruction ``(S, H, W)``.
+        half_width: the calibrated half-width ``(S, H, W)`` (``Interval.std_calibrated``).
+        risk: the per-slice risk scores ``(S,)``.
+        rows: positions of the slices to show.
+        row_labels: one label per shown slice.
+        overwrite: replace an existing file.
+
+    Returns:
+        ``path``.
+
+    """
+    vmax = float(np.percentile(mean, 99.5)) or 1.0
+    top = float(np.percentile(half_width, 99.5)) or 1.0
+    columns = [overlay_rgb(mean[i], half_width[i], vmax, top) for i in rows]
+    labels = [f"{label} risk {100 * risk[i]:.0f}%" for label, i in zip(row_labels, rows, strict=True)]
+    colour_panel_png(columns, labels, path, colourbar=("half-width", top), overwrite=overwrite)
     return path

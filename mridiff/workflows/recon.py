@@ -46,9 +46,11 @@ from mridiff.physics.coils import magnitude_image
 from mridiff.physics.consistency import DCMode
 from mridiff.physics.masks import MaskSpec, make_mask
 from mridiff.workflows.common import parse_slices
-from mridiff.workflows.panels import pick_rows, write_panel
+from mridiff.workflows.panels import pick_rows, write_panel, write_risk_panel
 
 MASKS_1D = ("random", "equispaced", "equispaced_fraction", "magic", "magic_fraction")
+# Calibrated-interval NIfTIs written beside the mean when the model is calibrated for the mode (K > 1).
+CALIBRATED_OUTPUTS = ("std_calibrated", "lower", "upper")
 # Hallucination-risk flag: a slice is flagged when more than RISK_FLAG of its object pixels have a calibrated
 # half-width above RISK_WIDTH of the slice's 99th percentile (the data leave a large part of the image open).
 RISK_WIDTH = 0.1
@@ -112,13 +114,15 @@ def volume_seed(path: Path, seed: int) -> int:
     return (zlib.crc32(path.name.encode()) + seed) % (2**31 - 1)
 
 
-def output_paths(path: Path, out_dir: Path, with_std: bool = True) -> dict[str, Path]:
+def output_paths(path: Path, out_dir: Path, with_std: bool = True, calibrated: bool = True) -> dict[str, Path]:
     """Where the results for input ``path`` go (submission file keeps the input's name).
 
     Args:
         path: The input file.
         out_dir: The ``--out`` directory.
         with_std: Include the std-map NIfTI (only written for K > 1 samples).
+        calibrated: Include the calibrated-interval NIfTIs and the risk PNG (only written for K > 1 samples
+            with a calibration entry for the mode).
 
     """
     stem = path.name[: -len(".h5")] if path.name.endswith(".h5") else path.stem
@@ -130,6 +134,10 @@ def output_paths(path: Path, out_dir: Path, with_std: bool = True) -> dict[str, 
     }
     if not with_std:
         del outs["std"]
+    if calibrated:  # the calibrated interval at --coverage, and the mean with its half-width as a risk overlay
+        for key in CALIBRATED_OUTPUTS:
+            outs[key] = out_dir / "nifti" / f"{stem}_{key}.nii.gz"
+        outs["risk_png"] = out_dir / "figures" / f"{stem}_risk.png"
     return outs
 
 
@@ -241,7 +249,7 @@ def write_outputs(path: Path, out_dir: Path, inp: ReconInput, result: SamplingRe
     """
     info = inp.info
     size = info.recon_size
-    outs = output_paths(path, out_dir, with_std=opts.samples > 1)
+    outs = output_paths(path, out_dir, with_std=opts.samples > 1, calibrated=result.interval is not None)
     mean, std, zf = (center_crop(a, size) for a in (result.mean, result.std, result.zero_filled))
     gt, metrics_error = _ground_truth(inp, path)
     calibrated: dict[str, np.ndarray] | None = None
@@ -261,6 +269,13 @@ def write_outputs(path: Path, out_dir: Path, inp: ReconInput, result: SamplingRe
         written.append(write_panel(outs["png"], {"zero-filled": zf, "mridiff": mean}, gt,
                                    std if opts.samples > 1 else None, rows,
                                    [f"slice {inp.indices[i]}" for i in rows], overwrite=opts.overwrite))
+        if calibrated is not None:
+            for key in CALIBRATED_OUTPUTS:
+                written.append(write_nifti(outs[key], volume_to_nifti_array(calibrated[key]), affine,
+                                           overwrite=opts.overwrite))
+            written.append(write_risk_panel(outs["risk_png"], mean, calibrated["std_calibrated"],
+                                            risk_score(calibrated["std_calibrated"], mean, RISK_WIDTH).tolist(), rows,
+                                            [f"slice {inp.indices[i]}" for i in rows], overwrite=opts.overwrite))
         extra = {"uncertainty": std} if opts.samples > 1 else {}
         extra.update(calibrated or {})  # calibrated interval at opts.coverage (see Reconstructor.reconstruct)
         write_submission_h5(outs["h5"], mean, opts.overwrite, extra or None)
@@ -268,8 +283,10 @@ def write_outputs(path: Path, out_dir: Path, inp: ReconInput, result: SamplingRe
         for done in written:
             done.unlink(missing_ok=True)
         raise
-    if "std" not in outs and opts.overwrite:  # a std map of an earlier K > 1 run no longer matches the mean
-        output_paths(path, out_dir)["std"].unlink(missing_ok=True)
+    if opts.overwrite:  # std maps / intervals of an earlier K > 1 run no longer match the mean
+        for key, old in output_paths(path, out_dir).items():
+            if key not in outs:
+                old.unlink(missing_ok=True)
     entry: dict[str, Any] = {
         "file": path.name, "slices": len(inp.indices), "slice_range": [inp.indices[0], inp.indices[-1] + 1],
         "volume_slices": info.num_slices, "nfe": result.nfe, "seconds_per_slice": result.seconds_per_slice,
@@ -309,7 +326,7 @@ def reconstruct_file(path: Path, out_dir: Path, rec: Reconstructor, opts: ReconO
         InputError: bad input file, or outputs that exist without ``overwrite``.
 
     """
-    for p in output_paths(path, out_dir, with_std=opts.samples > 1).values():
+    for p in output_paths(path, out_dir, with_std=opts.samples > 1, calibrated=opts.samples > 1).values():
         check_writable(p, opts.overwrite)
     inp = read_input(path, opts, rec.model.meta, note)
     return write_outputs(path, out_dir, inp, run(inp, rec, opts), opts)

@@ -71,7 +71,7 @@ def reconstruct_staged(path: Path, out_dir: Path, rec: Reconstructor, opts: Reco
     """
     stage = OutputStage(out_dir, path.name)
     stage.recover()
-    finals = output_paths(path, out_dir, with_std=opts.samples > 1)
+    finals = output_paths(path, out_dir, with_std=opts.samples > 1, calibrated=opts.samples > 1)
     for p in finals.values():  # before any work: a killed run's outputs (named by its journal) may be replaced
         check_writable(p, opts.overwrite or p in stage.stale)
     with stage:
@@ -120,6 +120,9 @@ def reconstruct_dir(files: list[Path], out_dir: Path, rec: Reconstructor, opts: 
         if rank is None:
             recover_all(out_dir)  # what a killed run staged goes; its journals say which outputs are stale
             log.merge_partials()  # entries a killed torchrun job left in per-rank files
+        else:  # the same for this rank's inputs only: the other ranks' staging folders are theirs
+            for path in mine:
+                OutputStage(out_dir, path.name).recover()
         for path in mine:
             if (many or rank is not None) and not opts.overwrite and is_finished(path, out_dir):
                 run.skipped.append(path)

@@ -9,6 +9,7 @@ import pytest
 
 from mridiff.inference.calibration import (
     build_table,
+    calibrated_interval,
     conformal_quantile,
     coverage,
     foreground,
@@ -70,6 +71,42 @@ def test_table_lookup_and_mode_keys() -> None:
     assert lookup(table, key, 0.9) == table[key]["quantiles"]["0.9"]  # type: ignore[index]
     assert lookup(table, key, 0.8) is None and lookup(table, "multicoil:8x:hard:K4", 0.9) is None
     assert lookup(None, key, 0.9) is None
+
+
+def test_a_run_with_another_sampler_than_the_calibration_is_told_so() -> None:
+    rng = np.random.default_rng(3)
+    truth, mean, std = synthetic(rng, 2)
+    key = mode_key(False, 4, "hard", 4)
+    meta = {"calibration": {"sampler": "dpmpp2m", "steps": 10,
+                            "table": build_table({key: scores(truth, mean, std)}, levels=(0.9,), slices={key: 2})}}
+    _, same = calibrated_interval(meta, mean, std, False, 4.1, "hard", 4, 0.9, sampling=("dpmpp2m", 10))
+    assert same["status"] == "calibrated" and "setting_mismatch" not in same
+    with pytest.warns(UserWarning, match="calibrated with dpmpp2m-10, this run used ddim-50"):
+        iv, other = calibrated_interval(meta, mean, std, False, 4.1, "hard", 4, 0.9, sampling=("ddim", 50))
+    assert iv is not None and "ddim-50" in other["setting_mismatch"]
+
+
+def test_smoothed_std_scores_and_intervals_agree() -> None:
+    from scipy.ndimage import gaussian_filter
+
+    from mridiff.inference.calibration import smooth_std
+
+    rng = np.random.default_rng(4)
+    truth, mean, std = synthetic(rng, 3)
+    smoothed = np.stack([gaussian_filter(s, 1.5, mode="nearest") for s in std])
+    np.testing.assert_allclose(smooth_std(std, 1.5), smoothed)  # in-plane only, slice by slice
+    assert np.array_equal(smooth_std(std, 0.0), std)
+    np.testing.assert_allclose(scores(truth, mean, std, smoothing=1.5), scores(truth, mean, smoothed))
+    q = conformal_quantile(scores(truth, mean, std, smoothing=1.5), 0.9)
+    np.testing.assert_allclose(interval(mean, std, q, 0.9, smoothing=1.5).upper,
+                               interval(mean, smoothed, q, 0.9).upper)
+    # a calibration table made with smoothing is applied with the same smoothing
+    key = mode_key(False, 4, "hard", 4)
+    meta = {"calibration": {"std_smoothing_px": 1.5,
+                            "table": build_table({key: scores(truth, mean, std, smoothing=1.5)}, levels=(0.9,))}}
+    iv, _ = calibrated_interval(meta, mean, std, False, 4.0, "hard", 4, 0.9)
+    assert iv is not None
+    np.testing.assert_allclose(iv.upper, interval(mean, smoothed, q, 0.9).upper)
 
 
 def test_interval_is_non_negative_and_risk_grows_with_width() -> None:
@@ -157,6 +194,21 @@ def test_reconstruct_writes_calibrated_intervals_and_says_when_uncalibrated(
             assert entry["calibration"]["status"] == "calibrated" and entry["calibration"]["level"] == 0.9
             assert len(entry["calibration"]["risk_per_slice"]) == entry["slices"]
             assert {"std_calibrated", "lower", "upper", "uncertainty"} <= keys
+            # the interval as NIfTI too, equal to the submission file's, and the risk overlay panel
+            import nibabel as nib
+            stem = scan.name[:-3]
+            with h5py.File(out / "reconstructions" / scan.name, "r") as fh:
+                lower, upper, recon = fh["lower"][()], fh["upper"][()], fh["reconstruction"][()]
+            nii_lower = np.asarray(nib.load(out / "nifti" / f"{stem}_lower.nii.gz").dataobj)
+            nii_upper = np.asarray(nib.load(out / "nifti" / f"{stem}_upper.nii.gz").dataobj)
+            nii_mean = np.asarray(nib.load(out / "nifti" / f"{stem}.nii.gz").dataobj)
+            assert nii_lower.shape == nii_mean.shape and np.isclose(nii_lower.sum(), lower.sum(), rtol=1e-4)
+            assert np.isclose(nii_upper.sum(), upper.sum(), rtol=1e-4) and (nii_lower <= nii_mean + 1e-6).all()
+            assert (upper >= recon - 1e-6).all()
+            assert (out / "nifti" / f"{stem}_std_calibrated.nii.gz").is_file()
+            assert (out / "figures" / f"{stem}_risk.png").stat().st_size > 0
         else:
             assert entry["calibration"]["status"] == "uncalibrated"
             assert "std_calibrated" not in keys
+            assert not list((out / "nifti").glob("*_lower.nii.gz"))
+            assert not (out / "figures" / f"{scan.stem}_risk.png").exists()

@@ -122,7 +122,7 @@ def test_no_identifier_reaches_any_output(tmp_path: Path, run_recon: Callable[..
 
     files = sorted(p for p in out.rglob("*") if p.is_file())
     suffixes = {"".join(p.suffixes) for p in files}
-    assert suffixes == {".h5", ".nii.gz", ".png", ".json"}  # every kind of output was written and is checked
+    assert suffixes == {".h5", ".nii.gz", ".png", ".json", ".log"}  # every kind of output was written and is checked
     leaks = {str(p.relative_to(out)): found(p) for p in files}
     assert all(not hits for hits in leaks.values()), leaks
     for stream in (outcome.stdout, outcome.stderr):

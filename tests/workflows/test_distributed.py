@@ -125,9 +125,15 @@ def _worker_pid(token: str, rank: int) -> int | None:
     return None
 
 
+def _finished(out: Path) -> list[str]:
+    """Inputs whose outputs are committed: submission file in place, no journal of an unfinished commit."""
+    return sorted(p.name for p in (out / "reconstructions").glob("*.h5")
+                  if not (out / ".mridiff-partial" / p.name / "commit.json").exists())
+
+
 def _stamps(out: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(out)): (p.stat().st_mtime_ns, p.stat().st_ino) for p in sorted(out.rglob("*"))
-            if p.is_file() and p.suffix != ".log" and p.name != "metrics.json"}
+            if p.is_file() and p.suffix != ".log" and p.name != "metrics.json" and ".mridiff-partial" not in p.parts}
 
 
 def test_two_ranks_match_one_process_and_a_killed_rank_is_finished_by_a_rerun(
@@ -149,7 +155,7 @@ def test_two_ranks_match_one_process_and_a_killed_rank_is_finished_by_a_rerun(
     job = subprocess.Popen(_recon(2, six_scans, tiny_recon_model, out), env={**_env(), "MRIDIFF_TEST_JOB": token},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        while job.poll() is None and not any((out / "reconstructions").glob("*.h5")):
+        while job.poll() is None and not _finished(out):
             time.sleep(0.01)
         victim = _worker_pid(token, 1)
         assert victim is not None, "the job ended before a file was finished"
@@ -160,20 +166,22 @@ def test_two_ranks_match_one_process_and_a_killed_rank_is_finished_by_a_rerun(
             os.killpg(job.pid, signal.SIGKILL)
             job.wait()
     assert job.returncode != 0
-    finished = _stamps(out)
-    done = sorted(p.name for p in (out / "reconstructions").glob("*.h5"))
+    done = _finished(out)
     assert 1 <= len(done) < 6, done  # killed part-way
+    stems = {name.removesuffix(".h5") for name in done}
+    before = {k: v for k, v in _stamps(out).items() if Path(k).name.split(".")[0] in stems}
+    assert len(before) == 3 * len(done)  # submission file, NIfTI and PNG of each
     _run(_recon(2, six_scans, tiny_recon_model, out))
     after = _stamps(out)
-    assert {k: after[k] for k in finished if k.startswith("reconstructions/")} == {
-        k: v for k, v in finished.items() if k.startswith("reconstructions/")}  # finished files were not redone
+    assert {k: after[k] for k in before} == before  # the finished files' outputs were not written again
     assert _results(out) == expected
     assert not list(out.glob(".metrics.rank*")) and not (out / ".mridiff-partial").exists()
 
 
 def test_augment_on_two_ranks_matches_one_process(tiny_augment_model: Path, tmp_path: Path) -> None:
     def augment(nproc: int, out: Path) -> None:
-        _run(_command(nproc, "augment", "--n", "5", "--out", str(out), "--ckpt", str(tiny_augment_model),
+        # --count, not --n: torchrun's own parser would take --n as an abbreviation of one of its options
+        _run(_command(nproc, "augment", "--count", "5", "--out", str(out), "--ckpt", str(tiny_augment_model),
                       "--steps", "3", "--batch", "2", "--device", "cpu", "--no-progress"))
 
     augment(1, tmp_path / "single")

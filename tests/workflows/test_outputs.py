@@ -168,3 +168,30 @@ def test_training_data_hints_name_the_installed_commands(tmp_path: Path) -> None
     for exc, tool in ((missing, "default-dataset"), (bank, "cheng")):
         assert f"`mridiff prepare {tool}`" in exc.value.message() and tool in TOOLS
         assert "python -m data_prep" not in exc.value.message()
+
+
+def test_superres_and_augment_progress_ticks_once_per_network_call(tmp_path: Path, sr_model: str,
+                                                                   tiny_augment_model: Path,
+                                                                   data_helpers: SimpleNamespace,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from mridiff.inference import pipeline
+
+    bars: list[Any] = []
+    shown: list[bool] = []
+    real = pipeline.tqdm
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        bars.append(real(*args, **kwargs))
+        shown.append(not bars[-1].disable)  # (a closed bar reads as disabled)
+        return bars[-1]
+
+    monkeypatch.setattr(pipeline, "tqdm", recording)
+    lr = _nifti(data_helpers, tmp_path / "lr.nii.gz", (16, 16, 3))
+    assert main(["superres", str(lr), "--ckpt", sr_model, "--sampler", "ddim", "--steps", "3", "--batch-size", "2",
+                 "--out", str(tmp_path / "sr.nii.gz")]) == 0
+    assert main(["augment", "--n", "5", "--out", str(tmp_path / "syn"), "--ckpt", str(tiny_augment_model),
+                 "--steps", "4", "--batch", "2"]) == 0
+    sr_bar, aug_bar = bars
+    assert (sr_bar.total, sr_bar.n, sr_bar.unit) == (3 * 2, 3 * 2, "call")  # 3 calls x 2 chunks of slices
+    assert (aug_bar.total, aug_bar.n, aug_bar.unit) == (4 * 3, 4 * 3, "call")  # 4 calls x 3 chunks of samples
+    assert shown == [True, True]  # on screen; the ETA is tqdm's, from the per-call rate
