@@ -74,9 +74,9 @@ class Preset(str, Enum):
 
 # Chosen on the validation curve of benchmarks/presets.py (real clinical images, simulated k-space, 256² single-coil
 # 4x, 6 validation slices; the test folder chooses nothing): benchmarks/results/presets_val.md. DDIM-10 scored as
-# DDIM-50 (27.70 vs 27.61 dB) at 4.3x the speed; DDIM-5 took about the time of sigpy L1-wavelet CS (1.05x) for
-# -0.2 dB; DPM-Solver++(2M) was no better than DDIM at 5-10 calls with data consistency in every step, so the
-# presets keep DDIM. ``cg_iters`` is for multi-coil (SENSE) data consistency.
+# DDIM-50 (27.70 vs 27.61 dB) at 4.8x the speed; DDIM-5 took 0.65x the time of sigpy L1-wavelet CS for -0.2 dB
+# against DDIM-50; DPM-Solver++(2M) was no better than DDIM at 5-10 calls with data consistency in every step, so
+# the presets keep DDIM. ``cg_iters`` is for multi-coil (SENSE) data consistency.
 PRESETS: dict[Preset, dict[str, Any]] = {
     Preset.FAST: {"sampler": SamplerName.DDIM, "steps": 5, "dc": DCMode.HARD, "cg_iters": 5},
     Preset.BALANCED: {"sampler": SamplerName.DDIM, "steps": 10, "dc": DCMode.HARD, "cg_iters": 5},
