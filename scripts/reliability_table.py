@@ -42,7 +42,8 @@ COMMANDS = {"scan": "`mridiff reconstruct FILE --ckpt tiny.safetensors --steps 2
             "train": "`mridiff train -c CFG` into an `--out` holding an earlier run or model, with `--resume` after "
                      "the config changed, or with `--data DIR`",
             "evaluate": "`mridiff evaluate --target-path T --predictions-path P`"}
-RECON_OUTPUTS = 4  # a warning case writes the submission HDF5, the NIfTI, the PNG and metrics.json (K = 1)
+# a warning case writes the submission HDF5, the NIfTI, the PNG, metrics.json and reconstruct.log (K = 1)
+RECON_OUTPUTS = 5
 
 
 @dataclass
@@ -291,8 +292,8 @@ def build_document(rows: list[Row], started: str, python: str) -> str:
     lines += ["", "`expected`: **error** = exit 2, exactly one error line on stderr (a `mridiff: note:` said "
               "before the work, such as the retrospective undersampling, aside) that names the file, says what is "
               "wrong and (for data and models) what to do, and nothing written; **warning** = exit 0, one warning "
-              "line, all "
-              "four outputs written (submission HDF5, NIfTI, PNG, metrics.json; one sample writes no std map). The "
+              "line, all five outputs written (submission HDF5, NIfTI, PNG, metrics.json, "
+              "reconstruct.log; one sample writes no std map). The "
               "message is shown exactly as printed, with the temporary directory removed.",
               "", "| # | case | input | expected | exit | message (stderr) | outputs | as expected |",
               "|---:|---|---|---|---:|---|---|---|"]
