@@ -214,3 +214,20 @@ def tiny_augment_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
                      cond_channels=0, state_channels=1)
     path = tmp_path_factory.mktemp("aug") / "a.safetensors"
     return export_model(ConditionalUNet(cfg), tiny_meta("augment", cfg), path)
+
+
+@pytest.fixture(scope="session")
+def sr_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An untrained tiny SR U-Net exported like a trained one (plumbing only)."""
+    import torch
+
+    from mridiff.models.unet import ConditionalUNet, UNetConfig
+    from mridiff.training.checkpoint import export_model
+
+    torch.manual_seed(0)
+    cfg = UNetConfig(channels=(8, 16), attention_levels=(False, False), num_head_channels=8, norm_num_groups=4)
+    meta = {"task": "sr", "model": cfg.to_dict(),
+            "diffusion": {"timesteps": 1000, "schedule": "linear", "prediction": "epsilon"},
+            "normalisation": {"method": "percentile", "q": 99.0}, "masks": {"sr_scales": [2, 4]},
+            "training": {"image_size": [32, 32]}}
+    return str(export_model(ConditionalUNet(cfg), meta, tmp_path_factory.mktemp("m") / "sr.safetensors"))

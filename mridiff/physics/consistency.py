@@ -8,6 +8,7 @@ place that turns a name into one.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -216,7 +217,7 @@ class NoConsistency:
 
 
 @dataclass(frozen=True)
-class _Iterative:
+class _Iterative(ABC):
     """A step that may run CG: ``iters`` iterations at most, relative tolerance ``tol``.
 
     Subclasses implement :meth:`_apply` on ``op.restrict(x0)``: outside the coil support the image is zero, and the
@@ -232,9 +233,10 @@ class _Iterative:
         """Return the corrected ``(B, H, W)`` image (see :class:`DataConsistency`)."""
         return self._apply(op, op.restrict(x0), y, prior_var, noise_var)
 
+    @abstractmethod
     def _apply(self, op: Operator, x0: torch.Tensor, y: torch.Tensor, prior_var: float,
                noise_var: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
+        """The step on the restricted ``x0``."""
 
 
 class Hard(_Iterative):

@@ -8,23 +8,8 @@ from types import SimpleNamespace
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from mridiff.cli import main
-from mridiff.models.unet import ConditionalUNet, UNetConfig
-from mridiff.training.checkpoint import export_model
-
-
-@pytest.fixture(scope="module")
-def sr_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An untrained tiny SR U-Net exported like a trained one (plumbing only)."""
-    torch.manual_seed(0)
-    cfg = UNetConfig(channels=(8, 16), attention_levels=(False, False), num_head_channels=8, norm_num_groups=4)
-    meta = {"task": "sr", "model": cfg.to_dict(),
-            "diffusion": {"timesteps": 1000, "schedule": "linear", "prediction": "epsilon"},
-            "normalisation": {"method": "percentile", "q": 99.0}, "masks": {"sr_scales": [2, 4]},
-            "training": {"image_size": [32, 32]}}
-    return str(export_model(ConditionalUNet(cfg), meta, tmp_path_factory.mktemp("m") / "sr.safetensors"))
 
 
 def lowres_nifti(helpers: SimpleNamespace, path: Path, shape: tuple[int, int, int]) -> Path:
