@@ -39,8 +39,14 @@ _BREAKDOWN = 10.0
 
 
 def _batch_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Real part of ``<a, b>`` per batch element; ``(B, ...)`` complex -> ``(B,)`` real."""
-    return (a.conj() * b).real.reshape(a.shape[0], -1).sum(dim=1)
+    """Real part of ``<a, b>`` per batch element; ``(B, ...)`` complex -> ``(B,)`` real.
+
+    ``Re <a, b>`` is the real dot product of the interleaved real and imaginary parts, done as one batched
+    matrix product without a temporary the size of ``a``.
+    """
+    real_a = torch.view_as_real(a.resolve_conj()).reshape(a.shape[0], 1, -1)
+    real_b = torch.view_as_real(b.resolve_conj()).reshape(b.shape[0], -1, 1)
+    return torch.bmm(real_a, real_b).reshape(a.shape[0])
 
 
 def conjugate_gradient(
@@ -69,7 +75,7 @@ def conjugate_gradient(
     """
     x = x0
     r = rhs - normal(x)
-    p = r
+    p = r.clone()  # r is updated in place below
     rs = _batch_dot(r, r)
     tiny, eps = torch.finfo(rs.dtype).tiny, torch.finfo(rs.dtype).eps
     rhs_norm = torch.sqrt(_batch_dot(rhs, rhs)).clamp_min(tiny)
@@ -91,12 +97,13 @@ def conjugate_gradient(
         if bool(done.all()):
             break
         step = ~done
-        alpha = torch.where(step, rs / p_ap.clamp_min(tiny), 0.0)
-        x = x + per_sample(alpha, x) * p
-        r = r - per_sample(alpha, r) * ap
+        alpha = per_sample(torch.where(step, rs / p_ap.clamp_min(tiny), 0.0), x)
+        # In place after the first update (x0 and rhs belong to the caller); addcmul_ saves a temporary.
+        x = x + alpha * p if x is x0 else x.addcmul_(alpha, p)
+        r = r.addcmul_(alpha, ap, value=-1.0)
         rs_new = _batch_dot(r, r)
         beta = torch.where(step, rs_new / rs.clamp_min(tiny), 0.0)
-        p = r + per_sample(beta, p) * p
+        p = torch.addcmul(r, per_sample(beta, p), p)
         rs = rs_new
         residuals.append(float(torch.sqrt(rs.sum())))
     return x, residuals

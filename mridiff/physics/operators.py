@@ -1,7 +1,8 @@
 """Forward operators A for MRI: undersampled single-coil and SENSE Fourier sampling, and the two SR operators.
 
-Every operator is complex, batched over the first axis and free of side effects: it never modifies its inputs
-or its own state, so one operator can be shared by the whole reverse-diffusion loop. An optional ``scale``
+Every operator is complex, batched over the first axis and free of side effects: it never modifies its inputs,
+and its results depend on its arguments only (``MultiCoil`` remembers its last ``A^H y``, which the loop asks for
+at every step), so one operator can be shared by the whole reverse-diffusion loop. An optional ``scale``
 (a float, or a ``(B,)`` tensor for per-sample normalisation) maps the normalised diffusion image to measured
 units, ``A = scale * M F (S)``, so that ``A^H A`` and the projections use the data as measured.
 
@@ -177,6 +178,10 @@ class MultiCoil(Operator):
         self.mask = _check_mask(mask)
         self.sens = sens.detach()
         self.scale = _check_scale(scale)
+        self._support = (self.sens.abs().sum(dim=-3) > 0).to(self.sens.dtype)
+        self._normal_sens, self._normal_mask, self._normal_dims = _fold_shifts(self.mask, self.sens)
+        self._normal_sens_conj = self._normal_sens.conj().resolve_conj()  # a lazy conj multiplies ~2x slower
+        self._adjoint_memo: tuple[torch.Tensor, int, torch.Tensor, int] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``y = scale * M F S x``; x ``(B, H, W)`` complex -> y ``(B, C, H, W)`` complex."""
@@ -189,14 +194,49 @@ class MultiCoil(Operator):
         No coil receives signal there, so the data say nothing about those pixels and the physics says they hold
         no signal; without this the prior alone fills the background, with texture that costs PSNR.
         """
-        support = (self.sens.to(x.device).abs().sum(dim=-3) > 0).to(x.dtype)
-        return x * support
+        return x * self._support.to(x.device)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """``x = scale * S^H F^H M y``; y ``(B, C, H, W)`` complex -> x ``(B, H, W)`` complex."""
+        """``x = scale * S^H F^H M y``; y ``(B, C, H, W)`` complex -> x ``(B, H, W)`` complex.
+
+        The reverse loop asks for ``A^H y`` of the same measurements at every step (CG's right-hand side), so the
+        last result is kept and returned again while neither ``y`` nor the result has been changed in place.
+        """
+        memo = self._adjoint_memo
+        if memo is not None and memo[0] is y and memo[1] == y._version and memo[3] == memo[2]._version:
+            return memo[2]
         coil_images = ifft2c(_mask_like(self.mask, y) * y)
         x = (self.sens.to(y.device).conj() * coil_images).sum(dim=-3)
-        return expand_scale(self.scale, x) * x
+        x = expand_scale(self.scale, x) * x
+        self._adjoint_memo = (y, y._version, x, x._version)
+        return x
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        """``A^H A x = scale^2 S^H F^H M^2 F S x`` in one pass; same value as ``adjoint(forward(x))``.
+
+        CG spends nearly all its time here. The centring shifts are folded into the cached maps and mask, so the
+        per-coil work is one plain FFT pair; for a mask that only selects columns (fastMRI's 1D masks) the FFT
+        along the rows cancels and only 1D FFTs along the columns remain (about 4x faster than the composition at
+        256², 8 coils).
+        """
+        dims = self._normal_dims
+        sens, sens_conj = self._normal_sens.to(x.device), self._normal_sens_conj.to(x.device)
+        mask = self._normal_mask.to(x.device)
+        shifted = torch.fft.ifftshift(x, dim=dims)
+        image = torch.empty_like(x)
+        # Memory traffic, not arithmetic, bounds this on a CPU: with a column-only mask every row is independent,
+        # so blocks of rows small enough to stay in cache go through all steps at once, in place.
+        height, width = x.shape[-2:]
+        rows = height if len(dims) == 2 else max(1, _NORMAL_BLOCK // (x.shape[0] * sens.shape[-3] * width))
+        for start in range(0, height, rows):
+            block = slice(start, start + rows)
+            coils = sens[..., block, :] * shifted[..., block, :].unsqueeze(-3)
+            torch.fft.fftn(coils, dim=dims, norm="ortho", out=coils).mul_(mask)
+            torch.fft.ifftn(coils, dim=dims, norm="ortho", out=coils).mul_(sens_conj[..., block, :])
+            image[..., block, :] = coils.sum(dim=-3)
+        image = torch.fft.fftshift(image, dim=dims)
+        scale = expand_scale(self.scale, image)
+        return image if isinstance(scale, float) and scale == 1.0 else scale * scale * image
 
     def repeat_interleave(self, k: int) -> MultiCoil:
         """Repeat per-sample masks, coil maps and scales ``k`` times; shared ones stay shared."""
@@ -206,6 +246,31 @@ class MultiCoil(Operator):
     def to(self, device: torch.device | str) -> MultiCoil:
         """Move the mask, coil maps (and a tensor scale) to ``device``."""
         return MultiCoil(self.mask.to(device), self.sens.to(device), _scale_to(self.scale, device))
+
+
+# Complex elements per block of MultiCoil.normal (1 MiB of complex64): fits a core's cache.
+_NORMAL_BLOCK = 1 << 17
+
+
+def _fold_shifts(mask: torch.Tensor, sens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    """Coil maps and squared mask for :meth:`MultiCoil.normal`, with the centring shifts folded in.
+
+    With ``fft2c = fftshift . fft2 . ifftshift``, ``S^H ifft2c(M fft2c(S x)) = fftshift(S'^H ifft2(M' fft2(S'
+    ifftshift(x))))`` where ``S' = ifftshift(S)`` and ``M' = ifftshift(M)``. When every row of the mask is the same,
+    ``M`` acts along the columns only and commutes with the row FFT, which then cancels: the same identity holds
+    with 1D transforms along the last axis.
+
+    Returns:
+        ``(S', M'^2, dims)``: the shifted maps, the shifted squared mask shaped to broadcast against ``(B, C, H, W)``
+        and the axes to transform.
+
+    """
+    columns_only = bool((mask == mask[..., :1, :]).all())
+    dims: tuple[int, ...] = (-1,) if columns_only else (-2, -1)
+    folded = (mask[..., :1, :] if columns_only else mask) ** 2
+    if folded.ndim == 3:
+        folded = folded.unsqueeze(-3)  # (B, 1, H|1, W): one mask per sample, shared by its coils
+    return torch.fft.ifftshift(sens, dim=dims), torch.fft.ifftshift(folded, dim=dims), dims
 
 
 class KspaceCrop(Operator):

@@ -105,10 +105,43 @@ def test_multicoil_has_no_exact_projection() -> None:
         op.project(random_complex(B, H, W), op.forward(random_complex(B, H, W)))
 
 
-def test_normal_is_adjoint_of_forward() -> None:
-    op = MultiCoil(MASKS["2d"], random_complex(B, 3, H, W), scale=1.7)
+@pytest.mark.parametrize("mask_name", sorted(MASKS))
+@pytest.mark.parametrize("scale", SCALES, ids=["s1", "s2.5", "per-sample"])
+@pytest.mark.parametrize("shared_sens", [False, True])
+def test_normal_is_adjoint_of_forward(mask_name: str, scale: float | torch.Tensor, shared_sens: bool) -> None:
+    sens = random_complex(3, H, W, seed=8) if shared_sens else random_complex(B, 3, H, W, seed=8)
+    op = MultiCoil(MASKS[mask_name], sens, scale=scale)
     x = random_complex(B, H, W, seed=9)
-    torch.testing.assert_close(op.normal(x), op.adjoint(op.forward(x)))
+    torch.testing.assert_close(op.normal(x), op.adjoint(op.forward(x)), rtol=1e-5, atol=1e-5)
+    # fastMRI's 1D masks take the cheaper column-only path; a 2D mask must not.
+    assert op._normal_dims == ((-2, -1) if mask_name == "2d" else (-1,))
+
+
+def test_multicoil_adjoint_memo_never_returns_a_stale_value() -> None:
+    op = MultiCoil(MASKS["1d"], random_complex(B, 3, H, W, seed=12))
+    y = op.forward(random_complex(B, H, W, seed=13))
+    first = op.adjoint(y)
+    expected = first.clone()
+    assert op.adjoint(y) is first  # the loop's repeated A^H y is not recomputed
+    first.mul_(2.0)  # a caller that writes into the result must not poison the next call
+    torch.testing.assert_close(op.adjoint(y), expected)
+    y.mul_(3.0)  # nor may in-place changes of y
+    torch.testing.assert_close(op.adjoint(y), 3.0 * expected)
+    torch.testing.assert_close(op.adjoint(y.clone()), 3.0 * expected)
+
+
+@pytest.mark.parametrize(("height", "width"), [(33, 27), (32, 27), (33, 26)])
+@pytest.mark.parametrize("one_d", [True, False])
+@pytest.mark.parametrize("block", [1 << 17, 500])  # 500 elements: blocks of 1-3 rows and a ragged last one
+def test_normal_with_odd_sizes(height: int, width: int, one_d: bool, block: int,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mridiff.physics.operators._NORMAL_BLOCK", block)
+    gen = torch.Generator().manual_seed(3)
+    mask = (torch.rand(1 if one_d else height, width, generator=gen) < 0.4).float().expand(height, width)
+    mask = mask * torch.rand(height, width, generator=gen) if not one_d else mask  # a weighted 2D mask too
+    op = MultiCoil(mask.contiguous(), random_complex(2, 4, height, width, seed=10), scale=torch.tensor([0.7, 2.0]))
+    x = random_complex(2, height, width, seed=11)
+    torch.testing.assert_close(op.normal(x), op.adjoint(op.forward(x)), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("scale", [1.0, 4.0])
