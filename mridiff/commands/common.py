@@ -60,6 +60,9 @@ def add_sampling_args(p: Any, *, dc: str | None = "hard", samples: int = 1, batc
                    help="K samples per slice for the mean; K > 1 also gives a std map")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--batch-size", type=positive_int, default=batch, help="slices per batch (halves on GPU OOM)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                   help="network arithmetic: fp32 (default) or bf16 autocast (for GPUs with bf16 units; the "
+                        "sampler and data consistency stay fp32)")
 
 
 def sampling_options(args: argparse.Namespace, **fixed: Any) -> SamplingOptions:
@@ -68,5 +71,5 @@ def sampling_options(args: argparse.Namespace, **fixed: Any) -> SamplingOptions:
 
     values = {"steps": args.steps, "sampler": args.sampler, "dc": getattr(args, "dc", None),
               "samples": args.samples, "seed": args.seed, "batch_size": args.batch_size,
-              "progress": not getattr(args, "no_progress", False)}
+              "progress": not getattr(args, "no_progress", False), "precision": getattr(args, "precision", None)}
     return preset_options(getattr(args, "preset", "balanced"), **{**values, **fixed})

@@ -12,6 +12,17 @@ from mridiff.physics.consistency import DataConsistency, DCMode, make_consistenc
 from mridiff.utils import parse_choice
 
 
+class Precision(str, Enum):
+    """Arithmetic of the network calls (``str``-valued): ``fp32``, or ``bf16`` autocast.
+
+    With bf16 the state, the sampler and data consistency stay in fp32; only the network's matmuls and convolutions
+    drop to bf16 (for GPUs with bf16 units).
+    """
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+
+
 @dataclass(frozen=True)
 class SamplingOptions:
     """Sampler, data consistency, K samples, seed and batching of one sampling run.
@@ -31,6 +42,7 @@ class SamplingOptions:
         progress: show a progress bar over network calls.
         cg_iters: conjugate-gradient iterations per step (``cg``, and SENSE operators for ``hard`` / ``soft``).
         cg_tol: CG relative tolerance.
+        precision: ``fp32`` or ``bf16`` for the network calls (:class:`Precision`).
 
     """
 
@@ -43,8 +55,10 @@ class SamplingOptions:
     progress: bool = False
     cg_iters: int = 5
     cg_tol: float = field(default=1e-6, repr=False)
+    precision: Precision = Precision.FP32
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", parse_choice(Precision, self.precision, "precision"))
         object.__setattr__(self, "sampler", parse_choice(SamplerName, self.sampler, "sampler"))
         object.__setattr__(self, "dc", parse_choice(DCMode, self.dc, "data-consistency mode"))
         for name in ("samples", "batch_size", "cg_iters"):

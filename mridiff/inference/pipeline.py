@@ -27,7 +27,7 @@ from mridiff.diffusion.loop import Denoiser, reverse_diffusion
 from mridiff.diffusion.noise import SampleNoise, noise_seed
 from mridiff.inference.calibration import Interval
 from mridiff.inference.model import LoadedModel
-from mridiff.inference.options import SamplingOptions
+from mridiff.inference.options import Precision, SamplingOptions
 from mridiff.tasks.problem import InverseProblem
 from mridiff.utils import per_sample
 
@@ -100,6 +100,17 @@ def _per_sample_calls(net: Denoiser) -> Denoiser:
     def call(x_t: torch.Tensor, cond: torch.Tensor | None, t: torch.Tensor) -> torch.Tensor:
         return torch.cat([net(x_t[i : i + 1], None if cond is None else cond[i : i + 1], t[i : i + 1])
                           for i in range(x_t.shape[0])])
+
+    return call
+
+
+def _bf16_calls(net: Denoiser, device: torch.device) -> Denoiser:
+    """``net`` under bfloat16 autocast; its output back in the state's dtype, so the loop stays in fp32."""
+
+    def call(x_t: torch.Tensor, cond: torch.Tensor | None, t: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            out = net(x_t, cond, t)
+        return out.to(x_t.dtype)
 
     return call
 
@@ -196,6 +207,8 @@ class Pipeline:
         dtype = torch.complex64 if model.net.config.state_channels == 2 else torch.float32
         x_init = noise.draw(torch.zeros(len(chunk) * k, *problem.image_shape, dtype=dtype, device=model.device))
         net: Denoiser = model.net if model.device.type != "cpu" else _per_sample_calls(model.net)
+        if opts.precision == Precision.BF16:
+            net = _bf16_calls(net, model.device)
         out = reverse_diffusion(net, model.schedule, opts.make_sampler(model.schedule), problem, opts.consistency(),
                                 x_init, noise=noise, on_step=on_step).cpu()
         out = out * per_sample(problem.scale.cpu().to(out.real.dtype), out)

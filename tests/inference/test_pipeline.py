@@ -151,3 +151,29 @@ def test_progress_counts_network_calls_and_steps_with_ddpm_are_refused(rec: Reco
         rec.reconstruct(kspace, mask, sampler="ddpm", steps=5)
     with pytest.raises(ValueError, match="choose one of"):
         SamplingOptions(dc="exact")  # type: ignore[arg-type]
+
+
+def test_bf16_precision_runs_the_network_in_bf16_and_stays_close_to_fp32(tmp_path: Path) -> None:
+    rec = Reconstructor(_export(tmp_path, "recon"), device="cpu")
+    with torch.no_grad():  # MONAI zero-initialises the output layer: give the untrained network an output
+        for param in rec.model.net.parameters():
+            if not param.abs().any():
+                param.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(7)
+    kspace = (rng.standard_normal((2, 32, 32)) + 1j * rng.standard_normal((2, 32, 32))).astype(np.complex64)
+    mask = make_mask(MaskSpec("random", 4), (32, 32), seed=0)
+    seen: list[torch.dtype] = []
+    hook = rec.model.net.unet.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    try:
+        fp32 = rec.reconstruct(kspace, mask, steps=3, seed=1, precision="fp32").mean
+        assert set(seen) == {torch.float32}
+        seen.clear()
+        bf16 = rec.reconstruct(kspace, mask, steps=3, seed=1, precision="bf16").mean
+        assert set(seen) == {torch.bfloat16}
+    finally:
+        hook.remove()
+    assert bf16.dtype == np.float32 and not np.array_equal(bf16, fp32)
+    rel = np.linalg.norm(bf16 - fp32) / np.linalg.norm(fp32)
+    assert rel < 0.05, rel  # bf16 keeps 8 bits of mantissa; the data-consistent output barely moves
+    with pytest.raises(ValueError, match="precision"):
+        SamplingOptions(precision="fp8")
