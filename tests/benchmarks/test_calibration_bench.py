@@ -31,3 +31,23 @@ def test_calibration_benchmark_runs_and_never_reads_test_files_for_calibration(
     assert row["mode"] == "singlecoil:4x:hard:K2" and row["slices"] == 2
     assert 0.0 <= row["coverage"]["0.9"]["object"] <= 1.0
     assert out.with_name("calibration_real.png").is_file()
+    assert set(row["spearman"]) <= {"whole image", "object", "tumour box", "background"}
+    assert "whole image" in row["spearman"] and -1.0 <= row["spearman"]["whole image"] <= 1.0
+    assert "Spearman background" in out.with_suffix(".md").read_text()
+
+
+def test_calibration_refuses_files_outside_the_validation_split(tiny_recon_model: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmarks.calibration as cb
+
+    src = fake_cheng_source(tmp_path / "src", per_folder=6, side=64)
+    data = tmp_path / "cheng"
+    assert prepare_cheng([str(data), "--source", str(src), "--size", "32", "--coils", "1"]) == 0
+    val_list = data / "splits" / "val.txt"
+    val_list.write_text("\n".join(val_list.read_text().splitlines()[1:]) + "\n")  # one val file no longer listed
+    monkeypatch.setattr(sys, "argv", ["calibration.py", "--model", str(tiny_recon_model), "--data", str(data),
+                                      "--colin27", str(tmp_path / "none"), "--cal-slices", "8", "--steps", "2",
+                                      "--samples", "2", "--variants", "singlecoil", "--accelerations", "4",
+                                      "--out", str(tmp_path / "res" / "c")])
+    with pytest.raises(SystemExit, match="outside the validation split"):
+        cb.main()
