@@ -44,7 +44,6 @@ from mridiff.io.figures import reliability_png  # noqa: E402
 from mridiff.metrics import grow_box  # noqa: E402
 from mridiff.physics.masks import MaskSpec, make_mask  # noqa: E402
 
-
 Item = tuple[Path, int]  # (file, slice index)
 
 

@@ -125,7 +125,9 @@ def markdown(res: dict[str, Any]) -> str:
     """The results table as Markdown."""
     lines = [f"# SR quality ({res['date']})", "",
              f"Data: `{res['data']['file']}` slices {res['data']['slices']} ({res['data']['truth']}"
-             + ("; **real clinical images, simulated k-space**, meningioma/ test folder, never trained on)."
+             + (("; **real clinical images, simulated k-space**, "
+                 + ("validation split, method development)." if "_val" in str(res["data"]["file"])
+                    else "meningioma/ test folder, never trained on)."))
                 if res["data"].get("real") else "; one volume)."),
              f"Machine: {res['machine']['platform']}, {res['machine']['processor']}, "
              f"torch threads {res['machine']['torch_threads']}, CUDA {res['machine']['cuda']}.",
