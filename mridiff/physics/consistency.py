@@ -41,12 +41,13 @@ _BREAKDOWN = 10.0
 def _batch_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Real part of ``<a, b>`` per batch element; ``(B, ...)`` complex -> ``(B,)`` real.
 
-    ``Re <a, b>`` is the real dot product of the interleaved real and imaginary parts, done as one batched
-    matrix product without a temporary the size of ``a``.
+    ``Re <a, b>`` is the real dot product of the interleaved real and imaginary parts. A row-wise sum (not a
+    batched matrix product, whose kernel changes with the batch size) keeps each slice's result independent of
+    the batch it runs in.
     """
-    real_a = torch.view_as_real(a.resolve_conj()).reshape(a.shape[0], 1, -1)
-    real_b = torch.view_as_real(b.resolve_conj()).reshape(b.shape[0], -1, 1)
-    return torch.bmm(real_a, real_b).reshape(a.shape[0])
+    real_a = torch.view_as_real(a.resolve_conj()).reshape(a.shape[0], -1)
+    real_b = torch.view_as_real(b.resolve_conj()).reshape(b.shape[0], -1)
+    return (real_a * real_b).sum(dim=1)
 
 
 def conjugate_gradient(
