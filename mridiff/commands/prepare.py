@@ -20,8 +20,10 @@ from typing import Any
 from mridiff.commands.common import EXIT_USER_ERROR, positive_int
 from mridiff.errors import InputError
 
-# The bundled models' training domain (mridiff/weights/*.json: training.image_size; 8-coil multi-coil data).
-# tests/commands/test_prepare_cli.py checks these against the bundled model cards.
+# The bundled models' training domain (mridiff/weights/*.json: training.image_size; 8-coil multi-coil data):
+# the SR and augmentation models trained on the 128x128 template set, the reconstruction model on the 256x256
+# real-image set (and its card's matrix range covers 128x128 too). tests/prep/test_prepare_cli.py checks these
+# against the bundled model cards.
 BUNDLED_MATRIX = 128
 BUNDLED_COILS = 8
 REAL_SET_MATRIX = 256  # the real-image set (cheng) at 2x2 area resampling of its 512x512 JPEGs
@@ -171,14 +173,22 @@ def _run_default_dataset(args: argparse.Namespace) -> int:
 
 
 def _add_demo_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", type=Path, help="output .npz (the package ships mridiff/data/demo_colin27.npz)")
+    p.add_argument("out", type=Path, help="output .npz (the package ships mridiff/data/demo_cheng.npz, the demo's "
+                                          "input, and mridiff/data/demo_colin27.npz, the tutorial's)")
+    p.add_argument("--from", dest="kind", choices=["cheng", "colin27"], default="cheng",
+                   help="cheng: four real test slices (meningioma/) for `mridiff demo`; colin27: three Colin27 slices")
+    p.add_argument("--source", type=Path, help="cheng_brain_tumor folder (default: in the shared data directory)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
 
 def _run_demo_data(args: argparse.Namespace) -> int:
-    from mridiff.prep.demo_data import build_demo_data
+    from mridiff.prep.demo_data import build_cheng_demo_data, build_demo_data
 
-    picks = build_demo_data(args.out, args.overwrite)
+    picks: list[str] | list[int]
+    if args.kind == "cheng":
+        picks = build_cheng_demo_data(args.out, args.source, args.overwrite)
+    else:
+        picks = build_demo_data(args.out, args.overwrite)
     print(f"wrote {args.out} (slices {picks})")
     return 0
 
@@ -214,7 +224,7 @@ TOOLS: dict[str, PrepTool] = {t.name: t for t in (
     PrepTool("default-dataset", "make_default_dataset",
              "the template dataset (MNI152 train/val, Colin27 test), 128x128, single- and 8-coil",
              _add_default_dataset, _run_default_dataset, ("make-default-dataset",)),
-    PrepTool("demo-data", "make_demo_data", "the demo input bundled with the package (three Colin27 slices)",
+    PrepTool("demo-data", "make_demo_data", "the inputs bundled with the package (the demo's real test slices)",
              _add_demo_data, _run_demo_data, ("make-demo-data",)),
 )}
 

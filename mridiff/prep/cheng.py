@@ -55,6 +55,8 @@ VAL_FRACTION = 0.1
 PIXEL_MM_512 = 0.49  # in-plane pixel of the original 512x512 release
 SLICE_MM = 6.0
 SOURCE_NAME = "cheng_brain_tumor"
+ACQUISITION = "AXT1POST"  # the acquisition attribute of the prepared files (T1 after contrast; orientations mixed)
+LABEL = "real clinical images, simulated k-space"
 LICENCE = (
     "CC BY 4.0. Cheng, Jun (2017), 'brain tumor dataset', figshare, doi:10.6084/m9.figshare.1512427; "
     "Cheng et al., 'Enhanced Performance of Brain Tumor Classification via Tumor Region Augmentation and "
@@ -125,6 +127,12 @@ def load_slice(path: Path, size: int) -> np.ndarray:
     return resize(arr, (size, size), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
 
 
+def fov_mm(size: int) -> tuple[float, float, float]:
+    """Field of view ``(rows, cols, thickness)`` in mm of a slice prepared at ``size x size``."""
+    pixel_mm = PIXEL_MM_512 * 512 / size
+    return (pixel_mm * size, pixel_mm * size, SLICE_MM)
+
+
 def read_box(txt: Path, size: int) -> list[int] | None:
     """Tumour box ``[row0, col0, row1, col1]`` (end-exclusive) in ``size`` pixels, from a YOLO-style label file."""
     try:
@@ -175,8 +183,7 @@ def write_eval_files(out_dir: Path, source: Path, names: list[str], split: str, 
                      snr_db: float | None, seed: int, boxes: dict[str, list[int]], overwrite: bool) -> list[str]:
     """Write single- and multi-coil fastMRI-layout files for ``names``; return names that failed to decode."""
     failed: list[str] = []
-    pixel_mm = PIXEL_MM_512 * 512 / size
-    fov = (pixel_mm * size, pixel_mm * size, SLICE_MM)
+    fov = fov_mm(size)
     for name in tqdm(names, desc=f"{split} files", unit="slice"):
         try:
             img = load_slice(source / name, size) / 255.0
@@ -186,7 +193,7 @@ def write_eval_files(out_dir: Path, source: Path, names: list[str], split: str, 
             continue
         number = int(Path(name).stem)
         for variant, n_coils in (("singlecoil", 1), ("multicoil", coils)):
-            spec = SimulationSpec(coils=n_coils, seed=seed, snr_db=snr_db, acquisition="AXT1POST")
+            spec = SimulationSpec(coils=n_coils, seed=seed, snr_db=snr_db, acquisition=ACQUISITION)
             path = out_dir / f"{variant}_{split}" / out_name(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_simulated_scan(path, img[None], np.array([number]), spec, fov_mm=fov,
@@ -236,7 +243,7 @@ def prepare(source: Path, out_dir: Path, size: int = 256, coils: int = 8, snr_db
         "resize": f"512 -> {size}: mean of 2x2 blocks (area); other sizes: anti-aliased linear resize",
         "pixel_mm": PIXEL_MM_512 * 512 / size,
         "simulation": SimulationSpec(coils=coils, seed=seed, snr_db=snr_db).describe(),
-        "label": "real clinical images, simulated k-space",
+        "label": LABEL,
         "sha256": {k: sha256_listing(source, v) for k, v in split.as_dict().items()},
         "boxes": "boxes.json and the attribute tumor_box: [row0, col0, row1, col1], end-exclusive, output pixels",
     }

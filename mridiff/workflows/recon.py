@@ -155,14 +155,20 @@ def retrospective_note(path: Path, opts: ReconOptions) -> str:
 
 
 def _warn_out_of_domain(info: ScanInfo, meta: dict[str, Any]) -> None:
-    """Warn when a scan lies outside what the model was trained on (never echoing header text)."""
+    """Warn when a scan lies outside what the model was trained on (never echoing header text).
+
+    Both checks follow the model card: ``domain.matrix`` (the range of image sides the model's training covered,
+    e.g. 128-384 for patches of 256x256 images with zoom) is compared with the reconstructed matrix, which sets the
+    anatomy's size in pixels (readout oversampling, fastMRI's 640x320 k-space of a 320x320 image, does not change
+    it); a card without a range compares the k-space grid with the training size. ``domain.contrast`` ``"any"``
+    (intensity-remapped training) accepts every contrast; ``"T1"`` (or no domain) warns on a non-T1 acquisition.
+    """
     domain = meta.get("domain") or {}
-    side = max(info.encoded_size[:2])
     matrix = domain.get("matrix")
     trained = meta.get("training", {}).get("image_size")
-    if matrix and not matrix[0] <= side <= matrix[1]:
-        warnings.warn(f"{info.path}: matrix {tuple(info.encoded_size[:2])} is outside the model's training range "
-                      f"({matrix[0]}-{matrix[1]} pixels); results are out of the model's domain", stacklevel=2)
+    if matrix and not matrix[0] <= max(info.recon_size[:2]) <= matrix[1]:
+        warnings.warn(f"{info.path}: image matrix {tuple(info.recon_size[:2])} is outside the model's training "
+                      f"range ({matrix[0]}-{matrix[1]} pixels); results are out of the model's domain", stacklevel=2)
     elif not matrix and trained and tuple(trained) != tuple(info.encoded_size[:2]):
         warnings.warn(f"{info.path}: matrix {tuple(info.encoded_size[:2])} differs from the model's training size "
                       f"{tuple(trained)}; results are out of the model's domain", stacklevel=2)

@@ -1,5 +1,6 @@
 """Regenerate ``recon_ddim5.npy`` (run when the bundled reconstruction model changes, and say so in the commit).
 
+    python scripts/bundle_model.py training_state/recon_real.safetensors --name recon   # replaces the bundled model
     OMP_NUM_THREADS=1 python -m tests.golden.make_golden
 """
 

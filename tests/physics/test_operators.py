@@ -135,7 +135,7 @@ def test_multicoil_adjoint_memo_never_returns_a_stale_value() -> None:
 @pytest.mark.parametrize("block", [1 << 17, 500])  # 500 elements: blocks of 1-3 rows and a ragged last one
 def test_normal_with_odd_sizes(height: int, width: int, one_d: bool, block: int,
                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mridiff.physics.operators._NORMAL_BLOCK", block)
+    monkeypatch.setattr("mridiff.physics.sense.NORMAL_BLOCK", block)
     gen = torch.Generator().manual_seed(3)
     mask = (torch.rand(1 if one_d else height, width, generator=gen) < 0.4).float().expand(height, width)
     mask = mask * torch.rand(height, width, generator=gen) if not one_d else mask  # a weighted 2D mask too

@@ -12,7 +12,7 @@ import h5py
 import pytest
 
 from mridiff.cli import build_parser, main
-from mridiff.commands.prepare import BUNDLED_COILS, BUNDLED_MATRIX, TOOLS, run_standalone
+from mridiff.commands.prepare import BUNDLED_COILS, BUNDLED_MATRIX, REAL_SET_MATRIX, TOOLS, run_standalone
 from mridiff.prep.cheng import default_source
 from tests.helpers import fake_cheng_source
 
@@ -60,16 +60,22 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_defaults_match_the_bundled_models() -> None:
-    for card in WEIGHTS.glob("*.json"):
-        meta = json.loads(card.read_text())
-        assert meta["training"]["image_size"] == [BUNDLED_MATRIX, BUNDLED_MATRIX], card.name
+    cards = {card.stem: json.loads(card.read_text()) for card in WEIGHTS.glob("*.json")}
+    assert set(cards) == {"recon", "sr_x2", "augment"}
+    for name, meta in cards.items():  # template models at 128, real-data models (the recon prior) on the 256 set
+        real = str(meta["training"]["data_root"]).endswith("train_images.h5")
+        side = REAL_SET_MATRIX if real else BUNDLED_MATRIX
+        assert meta["training"]["image_size"] == [side, side], name
+    assert str(cards["recon"]["training"]["data_root"]).endswith("train_images.h5")
+    lo, hi = cards["recon"]["domain"]["matrix"]  # the template-sized defaults below are inside the recon domain too
+    assert lo <= BUNDLED_MATRIX <= hi and lo <= REAL_SET_MATRIX <= hi
     parser = build_parser()
     nifti = parser.parse_args(["prepare", "nifti", "in.nii.gz", "out"])
     assert (nifti.size, nifti.coils) == (BUNDLED_MATRIX, BUNDLED_COILS)
     templates = parser.parse_args(["prepare", "default-dataset", "out"])
     assert (templates.size, templates.coils, templates.snr_db) == (BUNDLED_MATRIX, BUNDLED_COILS, 30.0)
     cheng = parser.parse_args(["prepare", "cheng", "out"])
-    assert (cheng.size, cheng.coils) == (256, BUNDLED_COILS)  # the real-image set the *_real configs train on
+    assert (cheng.size, cheng.coils) == (REAL_SET_MATRIX, BUNDLED_COILS)  # the set the *_real configs train on
 
 
 def test_cheng_source_from_mridiff_shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -101,12 +101,14 @@ def test_out_of_domain_warning_uses_the_trained_range_and_never_echoes_headers(t
 
     from mridiff.workflows.recon import _warn_out_of_domain
 
-    scan = SimpleNamespace(path=tmp_path / "a.h5", encoded_size=(320, 320, 1), acquisition="AXT2 Jane Doe")
+    scan = SimpleNamespace(path=tmp_path / "a.h5", encoded_size=(320, 320, 1), recon_size=(320, 320),
+                           acquisition="AXT2 Jane Doe")
     agnostic = {"domain": {"matrix": [128, 384], "contrast": "any"}, "training": {"image_size": [256, 256]}}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_out_of_domain(scan, agnostic)  # 320² T2 is inside a contrast-agnostic 128-384 model's domain
-    big = SimpleNamespace(path=tmp_path / "b.h5", encoded_size=(512, 512, 1), acquisition="AXT2 Jane Doe")
+    big = SimpleNamespace(path=tmp_path / "b.h5", encoded_size=(512, 512, 1), recon_size=(512, 512),
+                          acquisition="AXT2 Jane Doe")
     t1_only = {"domain": {"matrix": [256, 256], "contrast": "T1"}, "training": {"image_size": [256, 256]}}
     with pytest.warns(UserWarning) as record:
         _warn_out_of_domain(big, t1_only)
