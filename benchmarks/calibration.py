@@ -123,6 +123,8 @@ def main() -> None:
     p.add_argument("--dc", default="hard")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/calibration")
+    p.add_argument("--table-from-model", action="store_true",
+                   help="measure the calibration table stored in the model (mridiff calibrate) instead of making one")
     p.add_argument("--holdout-val", action="store_true",
                    help="method development: calibrate on half of the validation slices and measure coverage on "
                         "the other half (validation only; the test folder and Colin27 are not read)")
@@ -136,14 +138,23 @@ def main() -> None:
         cal_files = {mc: fs[0::2] for mc, fs in held.items()}
     else:
         cal_files = {mc: evenly_spaced(fs, args.cal_slices) for mc, fs in val.items()}
-    # The split file proves it: calibration reads validation files only ("glioma/2919.jpg" -> glioma_2919.h5).
+    modes = [Mode(v == "multicoil", acc, args.dc, args.samples) for v in args.variants for acc in args.accelerations]
+    if args.table_from_model:  # the table `mridiff calibrate` stored in the model: measure what users get
+        cal = dict(rec.model.meta.get("calibration") or {})
+        missing = [m.key for m in modes if m.key not in cal.get("table", {})]
+        if missing:
+            raise SystemExit(f"the model has no calibration entry for {missing}; run `mridiff calibrate` first")
+        used = set(cal.get("files", []))
+    else:
+        cal = calibrate_model(rec, cal_files, modes, steps=args.steps, sampler=args.sampler, seed=args.seed)
+        used = {f.name for fs in cal_files.values() for f in fs}
+    # The split file proves it: calibration read validation files only ("glioma/2919.jpg" -> glioma_2919.h5).
     val_names = {line.strip().removesuffix(".jpg").replace("/", "_")
                  for line in (root / "splits" / "val.txt").read_text().splitlines() if line.strip()}
-    outside = [f.name for fs in cal_files.values() for f in fs if f.stem not in val_names]
-    if outside:
+    outside = sorted(name for name in used if Path(name).stem not in val_names)
+    if outside or not used:
         raise SystemExit(f"calibration files outside the validation split (splits/val.txt): {outside[:3]}")
-    modes = [Mode(v == "multicoil", acc, args.dc, args.samples) for v in args.variants for acc in args.accelerations]
-    cal = calibrate_model(rec, cal_files, modes, steps=args.steps, sampler=args.sampler, seed=args.seed)
+    slices_used = {key: entry.get("slices") for key, entry in cal["table"].items() if key in {m.key for m in modes}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tests: dict[str, dict[bool, list[Item]]]
@@ -170,8 +181,10 @@ def main() -> None:
         reliability_png(curves, out.with_name(f"{out.name}_{name.split()[0].lower()}.png"))
     machine = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
     header = (f"Calibrated uncertainty, {time.strftime('%Y-%m-%d')}, {machine}, {time.perf_counter() - start:.0f} s. "
-              f"Model {rec.model.path.name} ({rec.model.meta.get('sha256', '')[:12]}). Calibration: "
-              f"{args.cal_slices} validation slices per variant (cheng val split; the test folder never), "
+              f"Model {rec.model.path.name} ({rec.model.meta.get('sha256', '')[:12]}). Calibration"
+              + (" (the table stored in the model by `mridiff calibrate`)" if args.table_from_model else "")
+              + f": validation slices per mode {slices_used} (cheng val split, checked against splits/val.txt; "
+              "the test folder never), "
               f"{cal['sampler']}-{cal['steps']}, K={args.samples}, {args.dc} DC, std smoothed by "
               f"{cal['std_smoothing_px']} px. "
               + (f"Measured on {args.cal_slices} other validation slices (method development; real clinical images, "
@@ -192,7 +205,8 @@ def main() -> None:
                      f"{c95.get('tumour box', nan):.3f} | {rho.get('whole image', nan):.3f} | "
                      f"{rho.get('object', nan):.3f} | {rho.get('tumour box', nan):.3f} | "
                      f"{rho.get('background', nan):.3f} |")
-    out.with_suffix(".json").write_text(json.dumps({"header": header, "calibration": cal, "rows": rows}, indent=2))
+    out.with_suffix(".json").write_text(json.dumps({"header": header, "calibration": cal, "calibration_slices":
+                                                    slices_used, "rows": rows}, indent=2))
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

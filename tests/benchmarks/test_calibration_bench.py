@@ -51,3 +51,30 @@ def test_calibration_refuses_files_outside_the_validation_split(tiny_recon_model
                                       "--out", str(tmp_path / "res" / "c")])
     with pytest.raises(SystemExit, match="outside the validation split"):
         cb.main()
+
+
+def test_calibration_benchmark_measures_the_table_stored_by_mridiff_calibrate(
+        tiny_recon_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmarks.calibration as cb
+    from mridiff.cli import main as cli
+
+    src = fake_cheng_source(tmp_path / "src", per_folder=6, side=64)
+    data = tmp_path / "cheng"
+    assert prepare_cheng([str(data), "--source", str(src), "--size", "32", "--coils", "1"]) == 0
+    args = ["--colin27", str(tmp_path / "none"), "--test-slices", "2", "--steps", "2", "--samples", "2",
+            "--variants", "singlecoil", "--accelerations", "4", "--table-from-model", "--data", str(data)]
+    monkeypatch.setattr(sys, "argv", ["calibration.py", "--model", str(tiny_recon_model), *args,
+                                      "--out", str(tmp_path / "a")])
+    with pytest.raises(SystemExit, match="no calibration entry"):
+        cb.main()  # an uncalibrated model has nothing to measure
+    calibrated = tmp_path / "cal.safetensors"
+    assert cli(["calibrate", "--model", str(tiny_recon_model), "--data", str(data / "singlecoil_val"), "--dc",
+                "hard", "--samples", "2", "--steps", "2", "--accelerations", "4", "--max-files", "2",
+                "--out", str(calibrated), "--no-progress"]) == 0
+    out = tmp_path / "res" / "b"
+    monkeypatch.setattr(sys, "argv", ["calibration.py", "--model", str(calibrated), *args, "--out", str(out)])
+    cb.main()
+    res = json.loads(out.with_suffix(".json").read_text())
+    stored = json.loads(calibrated.with_suffix(".json").read_text())["calibration"]
+    assert res["calibration"]["table"] == stored["table"]  # measured, not re-made
+    assert res["calibration_slices"] == {"singlecoil:4x:hard:K2": 2}
