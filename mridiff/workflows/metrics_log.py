@@ -113,6 +113,11 @@ class MetricsLog:
             How many partial files were merged.
 
         """
+        # A rank killed while writing leaves the temporary file of its atomic write (a kill cannot be caught);
+        # nobody writes now, so such leftovers of the partials and of metrics.json itself are garbage.
+        for pattern in (f".{PARTIAL_GLOB}.*.part", f".{self.path.name}.*.part"):
+            for leftover in self.path.parent.glob(pattern):
+                leftover.unlink(missing_ok=True)
         partials = sorted(self.path.parent.glob(PARTIAL_GLOB), key=lambda p: (p.stat().st_mtime_ns, p.name))
         merged = [dict(e) for e in (_read_entries(self.path) or [] if self.rank is not None else self.entries)]
         newest: dict[str, dict[str, Any]] = {}

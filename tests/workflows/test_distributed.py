@@ -49,7 +49,12 @@ def test_rank_zero_merges_partial_metrics_newest_first(tmp_path: Path) -> None:
             log.add({"file": name, "rank": rank})
         assert partial_path(path, rank).is_file()
     assert [e["file"] for e in json.loads(path.read_text())["files"]] == ["old.h5"]  # ranks never write it
+    # What a rank killed inside an atomic write leaves (mkstemp's name for the partial and for metrics.json).
+    leftovers = [tmp_path / "..metrics.rank1.json.t2yfrlfl.part", tmp_path / ".metrics.json.ab12cd.part"]
+    for leftover in leftovers:
+        leftover.write_text("{")
     MetricsLog(path, {}, False, rank=0).merge_partials()
+    assert not any(p.exists() for p in leftovers)
     doc = json.loads(path.read_text())
     assert [e["file"] for e in doc["files"]] == ["old.h5", "a.h5", "b.h5", "c.h5", "d.h5"]
     assert doc["aggregate"]["files"] == 5 and not list(tmp_path.glob(".metrics.rank*.json"))
