@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from mridiff.inference.calibration import (  # noqa: E402
     foreground,
     interval,
     lookup,
+    matrix_of,
+    select_entry,
     smooth_std,
 )
 from mridiff.inference.options import preset_options  # noqa: E402
@@ -90,10 +93,16 @@ def evaluate(rec: Reconstructor, cal: dict[str, Any], mode: Mode, items: list[It
     res = rec.reconstruct(kspace, masks, opts, multicoil=mode.multicoil)
     smoothing = float(cal.get("std_smoothing_px", 0.0))
     table = cal["table"]
+    # the entry reconstruct itself would use: nearest matrix, measured acceleration
+    acceleration = float(masks.size / masks.sum())
+    entry = select_entry(table, mode.multicoil, acceleration, mode.dc, mode.samples, matrix_of(kspace.shape))
+    if entry is None:
+        raise SystemExit(f"no calibration entry for {mode.key} (measured acceleration {acceleration:.2f})")
     regions = region_masks(truth.shape, boxes, foreground(res.mean))
-    out: dict[str, Any] = {"mode": mode.key, "slices": len(files), "coverage": {}, "spearman": {}}
+    out: dict[str, Any] = {"mode": mode.key, "entry": entry.key, "matrix": matrix_of(kspace.shape),
+                           "slices": len(files), "coverage": {}, "spearman": {}}
     for level in DEFAULT_LEVELS:
-        q = lookup(table, mode.key, level)
+        q = lookup(table, entry.key, level)
         if q is None:
             continue
         iv = interval(res.mean, res.std, q, level, smoothing)
@@ -111,6 +120,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="recon model (default: the bundled one)")
     p.add_argument("--data", default="work_data/cheng256", help="data_prep.cheng output")
+    p.add_argument("--extra-cal-data", nargs="*", default=[],
+                   help="more data_prep.cheng outputs (e.g. prepared at --size 128) whose validation split calibrates "
+                        "entries for their matrix size too")
     p.add_argument("--colin27", default="work_data/default", help="default dataset (Colin27 test); skipped if absent")
     p.add_argument("--cal-slices", type=int, default=16)
     p.add_argument("--test-slices", type=int, default=24)
@@ -138,10 +150,15 @@ def main() -> None:
         cal_files = {mc: fs[0::2] for mc, fs in held.items()}
     else:
         cal_files = {mc: evenly_spaced(fs, args.cal_slices) for mc, fs in val.items()}
+        for extra in args.extra_cal_data:
+            for v in args.variants:
+                more = sorted((Path(extra) / f"{v}_val").glob("*.h5"), key=by_number)
+                cal_files[v == "multicoil"] = cal_files[v == "multicoil"] + evenly_spaced(more, args.cal_slices)
     modes = [Mode(v == "multicoil", acc, args.dc, args.samples) for v in args.variants for acc in args.accelerations]
     if args.table_from_model:  # the table `mridiff calibrate` stored in the model: measure what users get
         cal = dict(rec.model.meta.get("calibration") or {})
-        missing = [m.key for m in modes if m.key not in cal.get("table", {})]
+        missing = [m.key for m in modes
+                   if select_entry(cal.get("table"), m.multicoil, m.acceleration, m.dc, m.samples) is None]
         if missing:
             raise SystemExit(f"the model has no calibration entry for {missing}; run `mridiff calibrate` first")
         used = set(cal.get("files", []))
@@ -154,7 +171,8 @@ def main() -> None:
     outside = sorted(name for name in used if Path(name).stem not in val_names)
     if outside or not used:
         raise SystemExit(f"calibration files outside the validation split (splits/val.txt): {outside[:3]}")
-    slices_used = {key: entry.get("slices") for key, entry in cal["table"].items() if key in {m.key for m in modes}}
+    slices_used = {key: entry.get("slices") for key, entry in cal["table"].items()
+                   if any(key.startswith(m.key) for m in modes)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tests: dict[str, dict[bool, list[Item]]]
@@ -169,7 +187,7 @@ def main() -> None:
                             for v in args.variants}
     rows = []
     for name, files in tests.items():
-        curves = {}
+        curves: dict[str, Sequence[tuple[float, float]]] = {}
         for mode in modes:
             row = evaluate(rec, cal, mode, files[mode.multicoil], args.seed)
             row["files"] = len({f.stem for f, _ in files[mode.multicoil]})
@@ -200,7 +218,8 @@ def main() -> None:
     nan = float("nan")
     for r in rows:
         c90, c95, rho = r["coverage"].get("0.9", {}), r["coverage"].get("0.95", {}), r["spearman"]
-        lines.append(f"| {r['data']} | {r['mode']} | {r['slices']} | {c90.get('object', nan):.3f} | "
+        size = f"{r['matrix']}², entry {r['entry'].split(':')[-1]}"
+        lines.append(f"| {r['data']} | {r['mode']} ({size}) | {r['slices']} | {c90.get('object', nan):.3f} | "
                      f"{c95.get('object', nan):.3f} | {c90.get('tumour box', nan):.3f} | "
                      f"{c95.get('tumour box', nan):.3f} | {rho.get('whole image', nan):.3f} | "
                      f"{rho.get('object', nan):.3f} | {rho.get('tumour box', nan):.3f} | "

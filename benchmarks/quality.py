@@ -131,6 +131,7 @@ def cs_recon(case: Case, method: str, lam: float) -> np.ndarray:
     """sigpy L1-wavelet / TV or BART pics reconstruction of every slice; magnitudes in the input's units."""
     out = []
     prob = case.problem
+    assert prob.y is not None  # a reconstruction problem always has measurements
     for i in range(case.kspace.shape[0]):
         y = prob.y[i].numpy()
         if isinstance(prob.operator, MultiCoil):
@@ -193,7 +194,9 @@ def run_case(variant: str, acc: int, args: argparse.Namespace, rec: Reconstructo
     case = Case(test_items(args.data, variant, args.slices), [], acc, args.seed)
     n = len(case.items)
     rows, images = [], {"target": case.gt}
-    zf = np.abs(case.problem.cond.numpy()) * case.problem.scale.numpy()[:, None, None]
+    cond = case.problem.cond
+    assert cond is not None  # A^H y, the zero-filled image
+    zf = np.abs(cond.numpy()) * case.problem.scale.numpy()[:, None, None]
     if case.multicoil:  # the protocol's zero-filled baseline for multi-coil data is the RSS of the coil images
         zf = rec.reconstruct(case.kspace, case.mask, multicoil=True, steps=1, dc="none", sens=case.sens).zero_filled
     images["zero-filled"] = zf
@@ -209,7 +212,7 @@ def run_case(variant: str, acc: int, args: argparse.Namespace, rec: Reconstructo
                         {"lambda": lambdas[key]}))
     if unet is not None:
         start = time.perf_counter()
-        pred = (unet_reconstruct(unet, case.problem.cond) * case.problem.scale[:, None, None]).numpy()
+        pred = (unet_reconstruct(unet, cond) * case.problem.scale[:, None, None]).numpy()
         images["fastMRI U-Net"] = pred
         rows.append(row(case, variant, acc, "fastMRI U-Net (same budget)", pred, (time.perf_counter() - start) / n,
                         "1"))

@@ -67,12 +67,13 @@ def training_data(cfg_path: str, seed: int, patch: int | None) -> tuple[Any, lis
     """The same examples mridiff trains on: the image bank (simulated on the fly) or the config's HDF5 files."""
     cfg = load_config(cfg_path)
     make = example_builder(cfg)
-    if cfg.data.images:
+    if cfg.data.images is not None:
         d = cfg.data
-        bank = ImageBankDataset(d.images, make, seed=seed, patch=patch, remap=d.intensity_remap,
+        images: str = cfg.data.images
+        bank = ImageBankDataset(images, make, seed=seed, patch=patch, remap=d.intensity_remap,
                                 geometry=d.geometry, coils=tuple(d.sim_coils), snr_db=(d.sim_snr_db[0],
                                                                                         d.sim_snr_db[-1]))
-        return bank, [d.images]
+        return bank, [images]
     files = list_files(cfg.data.root, cfg.data.train_list, cfg.data.challenge)
     for extra in cfg.data.extra_roots:
         files += list_files(extra, None, cfg.data.challenge)

@@ -16,19 +16,21 @@ from mridiff.commands.common import PRESET_CHOICES, SAMPLER_CHOICES, positive_in
 from mridiff.errors import InputError
 
 
-def _files(directory: str | None, limit: int) -> list[Path]:
-    if directory is None:
-        return []
-    root = Path(directory)
-    if not root.is_dir():
-        raise InputError(root, "calibration directory not found")
-    files = sorted(root.glob("*.h5"))
-    if not files:
-        raise InputError(root, "no HDF5 files to calibrate on")
-    if len(files) > limit:
-        step = (len(files) - 1) / max(limit - 1, 1)
-        files = [files[round(i * step)] for i in range(limit)]
-    return files
+def _files(directories: list[str] | None, limit: int) -> list[Path]:
+    """At most ``limit`` HDF5 files from each directory, spread evenly over its sorted names."""
+    picked: list[Path] = []
+    for directory in directories or []:
+        root = Path(directory)
+        if not root.is_dir():
+            raise InputError(root, "calibration directory not found")
+        files = sorted(root.glob("*.h5"))
+        if not files:
+            raise InputError(root, "no HDF5 files to calibrate on")
+        if len(files) > limit:
+            step = (len(files) - 1) / max(limit - 1, 1)
+            files = [files[round(i * step)] for i in range(limit)]
+        picked.extend(files)
+    return picked
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         result = calibrate_model(rec, files, modes, steps=chosen.steps, sampler=chosen.sampler.value, seed=args.seed,
                                  progress=not args.no_progress)
     except ValueError as exc:
-        raise InputError(args.data, str(exc)) from None
+        raise InputError(args.data[0], str(exc)) from None
     meta: dict[str, Any] = dict(rec.model.meta)
     meta["calibration"] = result
     with atomic_path(out, args.overwrite) as tmp:
@@ -73,8 +75,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser("calibrate", help="conformal calibration of the uncertainty of a recon model")
     p.add_argument("--ckpt", "--model", dest="model",
                    help="exported recon model (.safetensors); the bundled one if omitted")
-    p.add_argument("--data", required=True, help="directory of fully sampled single-coil validation files")
-    p.add_argument("--data-multicoil", help="directory of fully sampled multi-coil validation files")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="directories of fully sampled single-coil validation files; each matrix size found gets a "
+                        "calibration entry of its own")
+    p.add_argument("--data-multicoil", nargs="+", help="directories of fully sampled multi-coil validation files")
     p.add_argument("--out", required=True, help="calibrated copy of the model (.safetensors)")
     p.add_argument("--accelerations", type=positive_int, nargs="+", default=[4, 8])
     p.add_argument("--dc", nargs="+", choices=["hard", "soft", "cg"], default=["hard", "soft"])
@@ -84,7 +88,8 @@ def register(sub: Any) -> None:
                         "sampler or step count are told that the calibration was made for this one)")
     p.add_argument("--sampler", choices=list(SAMPLER_CHOICES), default=None, help="override the preset's sampler")
     p.add_argument("--steps", type=positive_int, default=None, help="override the preset's steps")
-    p.add_argument("--max-files", type=positive_int, default=16, help="at most this many files per directory")
+    p.add_argument("--max-files", type=positive_int, default=16,
+                   help="at most this many files per directory (spread evenly over the sorted names)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--overwrite", action="store_true")

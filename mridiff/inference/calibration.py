@@ -46,10 +46,76 @@ STD_SMOOTHING_PX = 1.5
 DEFAULT_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
-def mode_key(multicoil: bool, acceleration: float | None, dc: str, samples: int) -> str:
-    """The calibration-table key of a reconstruction setting, e.g. ``singlecoil:4x:hard:K4``."""
+def mode_key(multicoil: bool, acceleration: float | None, dc: str, samples: int, matrix: int | None = None) -> str:
+    """The calibration-table key of a reconstruction setting, e.g. ``singlecoil:4x:hard:K4:256px``.
+
+    ``matrix`` (:func:`matrix_of`) is part of the mode because the prior's errors, relative to its spread, depend
+    on how finely the anatomy is sampled; tables made before it was keyed have four-part keys, valid for any matrix.
+    """
     acc = "unknown" if acceleration is None else f"{float(acceleration):g}x"
-    return f"{'multicoil' if multicoil else 'singlecoil'}:{acc}:{dc}:K{samples}"
+    key = f"{'multicoil' if multicoil else 'singlecoil'}:{acc}:{dc}:K{samples}"
+    return key if matrix is None else f"{key}:{int(matrix)}px"
+
+
+def matrix_of(shape: tuple[int, ...]) -> int:
+    """The matrix size of an image grid ``(..., H, W)`` for the calibration key: ``round(sqrt(H W))``."""
+    return int(round(math.sqrt(int(shape[-2]) * int(shape[-1]))))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A parsed calibration-table key (:func:`parse_key`)."""
+
+    key: str
+    multicoil: bool
+    acceleration: float
+    dc: str
+    samples: int
+    matrix: int | None
+
+
+def parse_key(key: str) -> Entry | None:
+    """The parts of a table key, or ``None`` when it is not one :func:`mode_key` writes."""
+    parts = key.split(":")
+    if len(parts) not in (4, 5) or parts[0] not in ("singlecoil", "multicoil") or not parts[3].startswith("K"):
+        return None
+    try:
+        acc = float(parts[1].removesuffix("x"))
+        samples = int(parts[3][1:])
+        matrix = int(parts[4].removesuffix("px")) if len(parts) == 5 else None
+    except ValueError:
+        return None
+    return Entry(key, parts[0] == "multicoil", acc, parts[2], samples, matrix)
+
+
+# A mode's entry serves masks within a factor sqrt(2) of its acceleration (half-way, geometrically, between 4x and
+# 8x) and matrices within a factor sqrt(2) of its matrix (half-way between 128 and 256); beyond that it is still
+# used for the nearest matrix, with a warning.
+_ACC_TOLERANCE = math.log(math.sqrt(2.0))
+_MATRIX_TOLERANCE = math.log(math.sqrt(2.0))
+
+
+def select_entry(table: dict[str, Any] | None, multicoil: bool, acceleration: float, dc: str, samples: int,
+                 matrix: int | None = None) -> Entry | None:
+    """The table entry for a reconstruction setting, or ``None``.
+
+    Among the entries of this coil setting, DC kind and K whose acceleration is within a factor sqrt(2) of the
+    mask's measured acceleration (a random mask's acceleration is only close to its nominal value, more so on
+    small grids), the one with the nearest matrix (log scale) wins; a key without a matrix counts as farther than
+    any keyed matrix. Ties go to the nearer acceleration.
+    """
+    best: tuple[float, float, Entry] | None = None
+    for key in table or {}:
+        e = parse_key(key)
+        if e is None or e.multicoil != multicoil or e.dc != dc or e.samples != samples or e.acceleration <= 0:
+            continue
+        acc_gap = abs(math.log(acceleration / e.acceleration))
+        if acc_gap > _ACC_TOLERANCE:
+            continue
+        size_gap = math.inf if e.matrix is None or matrix is None else abs(math.log(matrix / e.matrix))
+        if best is None or (size_gap, acc_gap) < best[:2]:
+            best = (size_gap, acc_gap, e)
+    return None if best is None else best[2]
 
 
 def scale_of(mean: np.ndarray) -> np.ndarray:
@@ -195,9 +261,8 @@ def calibrated_interval(meta: dict[str, Any], mean: np.ndarray, std: np.ndarray,
                         sampling: tuple[str, int] | None = None) -> tuple[Interval | None, dict[str, Any]]:
     """The calibrated interval from a model's calibration table, or ``None`` and why (with a warning).
 
-    The table entry is the one for this coil setting, DC kind and K whose acceleration is nearest to the mask's
-    measured acceleration, within a factor of sqrt(2) (half-way, geometrically, between 4x and 8x): a random
-    mask's acceleration is only close to its nominal value, more so on small grids.
+    The entry is chosen by :func:`select_entry` for this coil setting, DC kind, K, the mask's measured
+    acceleration and the matrix of ``mean``.
 
     Args:
         meta: the model's metadata (its ``calibration`` entry holds the table).
@@ -214,38 +279,33 @@ def calibrated_interval(meta: dict[str, Any], mean: np.ndarray, std: np.ndarray,
     """
     calibration = meta.get("calibration") or {}
     table = calibration.get("table") or {}
-    coil = "multicoil" if multicoil else "singlecoil"
-    best: tuple[float, str] | None = None
-    for key in table:
-        parts = key.split(":")
-        if len(parts) != 4 or parts[0] != coil or parts[2] != dc or parts[3] != f"K{samples}":
-            continue
-        try:
-            nominal = float(parts[1].rstrip("x"))
-        except ValueError:
-            continue
-        gap = abs(math.log(acceleration / nominal))
-        if gap <= math.log(math.sqrt(2.0)) and (best is None or gap < best[0]):
-            best = (gap, key)
-    wanted = mode_key(multicoil, round(acceleration, 1), dc, samples)
-    if best is None:
+    matrix = matrix_of(np.shape(mean))
+    entry = select_entry(table, multicoil, acceleration, dc, samples, matrix)
+    wanted = mode_key(multicoil, round(acceleration, 1), dc, samples, matrix)
+    if entry is None:
         warnings.warn(f"no calibration entry for {wanted} in this model; the std map is not calibrated "
                       "(run `mridiff calibrate` on validation scans)", stacklevel=3)
         return None, {"status": "uncalibrated", "mode": wanted, "level": level}
-    quantile = lookup(table, best[1], level)
+    quantile = lookup(table, entry.key, level)
     if quantile is None:
-        warnings.warn(f"the calibration of {best[1]} has no {level:g} level; the std map is not calibrated",
+        warnings.warn(f"the calibration of {entry.key} has no {level:g} level; the std map is not calibrated",
                       stacklevel=3)
-        return None, {"status": "uncalibrated", "mode": best[1], "level": level}
-    entry = table[best[1]]
-    info = {"status": "calibrated", "mode": best[1], "level": level, "quantile": quantile,
-            "calibration_slices": entry.get("slices"), "measured_acceleration": round(acceleration, 2)}
+        return None, {"status": "uncalibrated", "mode": entry.key, "level": level}
+    info = {"status": "calibrated", "mode": entry.key, "level": level, "quantile": quantile,
+            "calibration_slices": table[entry.key].get("slices"), "measured_acceleration": round(acceleration, 2),
+            "matrix": matrix}
+    notes = []
+    if entry.matrix is not None and abs(math.log(matrix / entry.matrix)) > _MATRIX_TOLERANCE:
+        notes.append(f"calibrated at a {entry.matrix}-pixel matrix, this scan is {matrix}; the coverage may differ "
+                     "from the nominal level (calibrate on validation scans of this size)")
+        info["matrix_mismatch"] = notes[-1]
     made_with = (calibration.get("sampler"), calibration.get("steps"))
     if sampling is not None and made_with[0] is not None and tuple(made_with) != tuple(sampling):
-        note = (f"calibrated with {made_with[0]}-{made_with[1]}, this run used {sampling[0]}-{sampling[1]}; "
-                "the coverage may differ from the nominal level")
+        notes.append(f"calibrated with {made_with[0]}-{made_with[1]}, this run used {sampling[0]}-{sampling[1]}; "
+                     "the coverage may differ from the nominal level")
+        info["setting_mismatch"] = notes[-1]
+    for note in notes:
         warnings.warn(note, stacklevel=3)
-        info["setting_mismatch"] = note
     return interval(mean, std, quantile, level, float(calibration.get("std_smoothing_px", 0.0))), info
 
 
@@ -260,8 +320,12 @@ class Mode:
 
     @property
     def key(self) -> str:
-        """The table key (:func:`mode_key`)."""
+        """The table key without the matrix (:func:`mode_key`); :func:`calibrate_model` adds each data matrix."""
         return mode_key(self.multicoil, self.acceleration, self.dc, self.samples)
+
+    def key_at(self, matrix: int) -> str:
+        """The table key at a matrix size."""
+        return mode_key(self.multicoil, self.acceleration, self.dc, self.samples, matrix)
 
 
 def calibrate_model(rec: Reconstructor, files: dict[bool, list[Path]], modes: list[Mode], *,
@@ -273,7 +337,8 @@ def calibrate_model(rec: Reconstructor, files: dict[bool, list[Path]], modes: li
     Args:
         rec: the reconstructor (its model is the one being calibrated).
         files: fully sampled fastMRI-layout files with a target, per ``multicoil`` flag (e.g. the validation
-            split's ``singlecoil_val`` and ``multicoil_val``); never test data.
+            split's ``singlecoil_val`` and ``multicoil_val``); never test data. Slices of each matrix size get
+            an entry of their own (key ``...:K4:256px``).
         modes: the settings to calibrate.
         steps: sampler steps used for calibration (recorded; intervals are for this setting); ``None``: the
             sampler's default, or the balanced preset's when ``sampler`` is ``None`` too.
@@ -298,17 +363,21 @@ def calibrate_model(rec: Reconstructor, files: dict[bool, list[Path]], modes: li
         if not paths:
             raise ValueError(f"no calibration files for {mode.key}")
         scans = [open_scan(p) for p in paths]
-        data = [read_slice(scan, s) for scan in scans for s in range(scan.num_slices)]
-        shape = data[0].kspace.shape[-2:]
-        data = [d for d in data if d.kspace.shape[-2:] == shape and d.target is not None]
-        kspace = np.stack([d.kspace for d in data])
-        truth = np.stack([np.asarray(d.target) for d in data])
-        masks = np.stack([make_mask(MaskSpec("random", mode.acceleration), (int(shape[0]), int(shape[1])),
-                                    seed + i).numpy() for i in range(len(data))])
-        res = rec.reconstruct(kspace, masks, replace(opts, dc=DCMode(mode.dc), samples=mode.samples, seed=seed),
-                              multicoil=mode.multicoil)
-        all_scores[mode.key] = scores(truth, res.mean, res.std, smoothing=STD_SMOOTHING_PX)
-        counts[mode.key] = len(data)
+        data = [d for scan in scans for d in (read_slice(scan, s) for s in range(scan.num_slices))
+                if d.target is not None]
+        by_shape: dict[tuple[int, int], list[Any]] = {}
+        for d in data:  # one entry per matrix: files of several sizes calibrate several entries
+            by_shape.setdefault((int(d.kspace.shape[-2]), int(d.kspace.shape[-1])), []).append(d)
+        for shape, group in sorted(by_shape.items()):
+            kspace = np.stack([d.kspace for d in group])
+            truth = np.stack([np.asarray(d.target) for d in group])
+            masks = np.stack([make_mask(MaskSpec("random", mode.acceleration), shape, seed + i).numpy()
+                              for i in range(len(group))])
+            res = rec.reconstruct(kspace, masks, replace(opts, dc=DCMode(mode.dc), samples=mode.samples, seed=seed),
+                                  multicoil=mode.multicoil)
+            key = mode.key_at(matrix_of(shape))
+            all_scores[key] = scores(truth, res.mean, res.std, smoothing=STD_SMOOTHING_PX)
+            counts[key] = len(group)
     return {"table": build_table(all_scores, levels, counts), "sampler": opts.sampler.value,
             "steps": opts.make_sampler(rec.model.schedule).num_steps,
             "files": sorted({p.name for ps in files.values() for p in ps}),

@@ -19,8 +19,11 @@ def test_calibration_benchmark_runs_and_never_reads_test_files_for_calibration(
     src = fake_cheng_source(tmp_path / "src", per_folder=6, side=64)
     data = tmp_path / "cheng"
     assert prepare_cheng([str(data), "--source", str(src), "--size", "32", "--coils", "4"]) == 0
+    data48 = tmp_path / "cheng48"
+    assert prepare_cheng([str(data48), "--source", str(src), "--size", "48", "--coils", "4"]) == 0
     out = tmp_path / "res" / "calibration"
     monkeypatch.setattr(sys, "argv", ["calibration.py", "--model", str(tiny_recon_model), "--data", str(data),
+                                      "--extra-cal-data", str(data48),
                                       "--colin27", str(tmp_path / "none"), "--cal-slices", "2", "--test-slices",
                                       "2", "--steps", "2", "--samples", "2", "--variants", "singlecoil",
                                       "--accelerations", "4", "--out", str(out)])
@@ -29,6 +32,9 @@ def test_calibration_benchmark_runs_and_never_reads_test_files_for_calibration(
     assert all(f.startswith(("glioma_", "pituitary_")) for f in res["calibration"]["files"])
     row = res["rows"][0]
     assert row["mode"] == "singlecoil:4x:hard:K2" and row["slices"] == 2
+    # the validation split prepared at a second matrix size calibrates its own entry; the 32² test uses the 32² one
+    assert set(res["calibration_slices"]) == {"singlecoil:4x:hard:K2:32px", "singlecoil:4x:hard:K2:48px"}
+    assert row["entry"] == "singlecoil:4x:hard:K2:32px" and row["matrix"] == 32
     assert 0.0 <= row["coverage"]["0.9"]["object"] <= 1.0
     assert out.with_name("calibration_real.png").is_file()
     assert set(row["spearman"]) <= {"whole image", "object", "tumour box", "background"}
@@ -77,4 +83,4 @@ def test_calibration_benchmark_measures_the_table_stored_by_mridiff_calibrate(
     res = json.loads(out.with_suffix(".json").read_text())
     stored = json.loads(calibrated.with_suffix(".json").read_text())["calibration"]
     assert res["calibration"]["table"] == stored["table"]  # measured, not re-made
-    assert res["calibration_slices"] == {"singlecoil:4x:hard:K2": 2}
+    assert res["calibration_slices"] == {"singlecoil:4x:hard:K2:32px": 2}

@@ -66,11 +66,52 @@ def test_table_lookup_and_mode_keys() -> None:
     key = mode_key(False, 4, "hard", 4)
     assert key == "singlecoil:4x:hard:K4"
     assert mode_key(True, None, "soft", 2) == "multicoil:unknown:soft:K2"
+    assert mode_key(False, 8, "hard", 4, 128) == "singlecoil:8x:hard:K4:128px"
     table = build_table({key: scores(truth, mean, std)}, levels=(0.9,), slices={key: 2})
     assert table[key]["slices"] == 2 and table[key]["pixels"] == truth.size
     assert lookup(table, key, 0.9) == table[key]["quantiles"]["0.9"]  # type: ignore[index]
     assert lookup(table, key, 0.8) is None and lookup(table, "multicoil:8x:hard:K4", 0.9) is None
     assert lookup(None, key, 0.9) is None
+
+
+def test_entries_are_chosen_by_coil_dc_k_acceleration_and_nearest_matrix() -> None:
+    from mridiff.inference.calibration import matrix_of, parse_key, select_entry
+
+    table = {mode_key(False, 4, "hard", 4, 128): {}, mode_key(False, 4, "hard", 4, 256): {},
+             mode_key(False, 8, "hard", 4, 256): {}, mode_key(True, 4, "hard", 4): {}, "not:a:key": {}}
+    pick = select_entry  # (table, multicoil, measured acceleration, dc, K, matrix)
+    assert pick(table, False, 4.2, "hard", 4, 128).key == "singlecoil:4x:hard:K4:128px"  # type: ignore[union-attr]
+    assert pick(table, False, 3.7, "hard", 4, 320).key == "singlecoil:4x:hard:K4:256px"  # type: ignore[union-attr]
+    assert pick(table, False, 7.5, "hard", 4, 128).key == "singlecoil:8x:hard:K4:256px"  # type: ignore[union-attr]
+    assert pick(table, True, 4.0, "hard", 4, 64).key == "multicoil:4x:hard:K4"  # type: ignore[union-attr]
+    assert pick(table, False, 4.0, "soft", 4, 128) is None and pick(table, False, 4.0, "hard", 2, 128) is None
+    assert pick(table, False, 2.5, "hard", 4, 128) is None and pick(table, False, 12.0, "hard", 4, 128) is None
+    assert pick(table, False, 4.0, "hard", 4, None).key.startswith("singlecoil:4x")  # type: ignore[union-attr]
+    # a keyed matrix beats a four-part key; the four-part key still serves when nothing else matches
+    both = {mode_key(False, 4, "hard", 4): {}, mode_key(False, 4, "hard", 4, 256): {}}
+    assert pick(both, False, 4.0, "hard", 4, 512).key == "singlecoil:4x:hard:K4:256px"  # type: ignore[union-attr]
+    assert parse_key("singlecoil:4x:hard:K4:128px").matrix == 128  # type: ignore[union-attr]
+    assert parse_key("singlecoil:4x:hard:K4") is not None and parse_key("singlecoil:4x:hard:Kx") is None
+    assert matrix_of((3, 128, 128)) == 128 and matrix_of((640, 320)) == 453
+
+
+def test_the_interval_uses_the_entry_of_its_matrix_and_warns_far_from_any() -> None:
+    rng = np.random.default_rng(5)
+    t, m, s = synthetic(rng, 2)  # 32x32
+    small = {"quantiles": {"0.9": 1.0}, "slices": 3}
+    large = {"quantiles": {"0.9": 3.0}, "slices": 4}
+    meta = {"calibration": {"table": {mode_key(False, 4, "hard", 4, 32): small,
+                                      mode_key(False, 4, "hard", 4, 64): large}}}
+    iv, info = calibrated_interval(meta, m, s, False, 4.0, "hard", 4, 0.9)
+    assert info["mode"].endswith(":32px") and info["matrix"] == 32 and "matrix_mismatch" not in info
+    np.testing.assert_allclose(iv.upper, interval(m, s, 1.0, 0.9).upper)  # type: ignore[union-attr]
+    big = np.kron(m, np.ones((1, 2, 2)))  # 64x64
+    iv, info = calibrated_interval(meta, big, np.kron(s, np.ones((1, 2, 2))), False, 4.0, "hard", 4, 0.9)
+    assert info["mode"].endswith(":64px") and info["calibration_slices"] == 4
+    huge = np.kron(m, np.ones((1, 4, 4)))  # 128x128: twice the nearest calibrated matrix
+    with pytest.warns(UserWarning, match="calibrated at a 64-pixel matrix, this scan is 128"):
+        iv, info = calibrated_interval(meta, huge, np.kron(s, np.ones((1, 4, 4))), False, 4.0, "hard", 4, 0.9)
+    assert iv is not None and "matrix_mismatch" in info
 
 
 def test_a_run_with_another_sampler_than_the_calibration_is_told_so() -> None:
@@ -128,7 +169,7 @@ def test_calibrate_model_builds_a_table_from_validation_files(tiny_recon_model: 
     rec = Reconstructor(tiny_recon_model, device="cpu")
     files = {False: sorted(tiny_dataset["singlecoil"].glob("*.h5"))[:1]}
     out = calibrate_model(rec, files, [Mode(False, 4, "hard", 2)], steps=2, levels=(0.9,))
-    entry = out["table"]["singlecoil:4x:hard:K2"]
+    entry = out["table"]["singlecoil:4x:hard:K2:32px"]  # the files are 32x32
     assert entry["slices"] >= 1 and entry["pixels"] > 0
     assert 0 < entry["quantiles"]["0.9"] < float("inf")
     assert out["steps"] == 2 and out["files"] == [files[False][0].name]
@@ -150,7 +191,7 @@ def test_calibrate_command_and_calibrated_reconstruction(tiny_recon_model: Path,
                  "--out", str(out), "--accelerations", "4", "--dc", "hard", "--samples", "2", "--steps", "2",
                  "--no-progress"]) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
-    assert "singlecoil:4x:hard:K2" in meta["calibration"]["table"]
+    assert "singlecoil:4x:hard:K2:32px" in meta["calibration"]["table"]
     assert meta["sha256"] == json.loads(tiny_recon_model.with_suffix(".json").read_text())["sha256"]
     assert main(["calibrate", "--model", str(tiny_recon_model), "--data", str(tiny_dataset["singlecoil"]),
                  "--out", str(out), "--samples", "2"]) == 2  # exists, no --overwrite
@@ -160,7 +201,7 @@ def test_calibrate_command_and_calibrated_reconstruction(tiny_recon_model: Path,
     mask = make_mask(MaskSpec("random", 4), data.kspace.shape[-2:], 0)
     res = Reconstructor(out, device="cpu").reconstruct(data.kspace, mask, samples=2, steps=2, coverage=0.9)
     assert res.interval is not None and res.calibration is not None
-    assert res.calibration["status"] == "calibrated" and res.calibration["mode"] == "singlecoil:4x:hard:K2"
+    assert res.calibration["status"] == "calibrated" and res.calibration["mode"] == "singlecoil:4x:hard:K2:32px"
     assert (res.interval.lower <= res.mean + 1e-6).all() and (res.interval.upper >= res.mean - 1e-6).all()
     with pytest.warns(UserWarning, match="no calibration entry"):
         plain = Reconstructor(tiny_recon_model, device="cpu").reconstruct(data.kspace, mask, samples=2, steps=2)
