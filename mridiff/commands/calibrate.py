@@ -1,7 +1,9 @@
 """``mridiff calibrate``: a conformal calibration table for a model's uncertainty, from the user's own scans.
 
 Writes a copy of the model (same weights and SHA-256) whose ``.json`` carries the table; ``reconstruct --samples K``
-with that model then writes calibrated intervals. Use validation scans only, never the scans you report on.
+with that model then writes calibrated intervals. Entries of the model's earlier table made with the same sampler,
+steps and smoothing are kept unless recalibrated (so modes can be added one run at a time). Use validation scans
+only, never the scans you report on.
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ def _files(directories: list[str] | None, limit: int) -> list[Path]:
     return picked
 
 
+def merge_calibration(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """The new calibration, keeping the entries of the model's earlier table that it does not replace.
+
+    Entries are only comparable when made the same way (sampler, steps, std smoothing); otherwise the new table
+    replaces the old one whole.
+    """
+    same = ("sampler", "steps", "std_smoothing_px")
+    if not old or any(old.get(k) != new.get(k) for k in same):
+        return new
+    merged = dict(new)
+    merged["table"] = {**(old.get("table") or {}), **new["table"]}
+    merged["files"] = sorted(set(old.get("files") or []) | set(new.get("files") or []))
+    return merged
+
+
 def run(args: argparse.Namespace) -> int:
     """Reconstruct the calibration scans in every requested mode and write the calibrated model copy."""
     from mridiff.inference.calibration import Mode, calibrate_model
@@ -57,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(args.data[0], str(exc)) from None
     meta: dict[str, Any] = dict(rec.model.meta)
-    meta["calibration"] = result
+    meta["calibration"] = merge_calibration(meta.get("calibration"), result)
     with atomic_path(out, args.overwrite) as tmp:
         shutil.copyfile(rec.model.path, tmp)
     atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n", overwrite=True)

@@ -195,6 +195,16 @@ def test_calibrate_command_and_calibrated_reconstruction(tiny_recon_model: Path,
     assert meta["sha256"] == json.loads(tiny_recon_model.with_suffix(".json").read_text())["sha256"]
     assert main(["calibrate", "--model", str(tiny_recon_model), "--data", str(tiny_dataset["singlecoil"]),
                  "--out", str(out), "--samples", "2"]) == 2  # exists, no --overwrite
+    # calibrating the calibrated copy for another K adds its entries; another step count replaces the table
+    more = tmp_path / "more.safetensors"
+    common = ["--data", str(tiny_dataset["singlecoil"]), "--accelerations", "4", "--dc", "hard", "--samples", "3",
+              "--no-progress"]
+    assert main(["calibrate", "--model", str(out), *common, "--steps", "2", "--out", str(more)]) == 0
+    table = json.loads(more.with_suffix(".json").read_text())["calibration"]["table"]
+    assert set(table) == {"singlecoil:4x:hard:K2:32px", "singlecoil:4x:hard:K3:32px"}
+    assert main(["calibrate", "--model", str(out), *common, "--steps", "3", "--out", str(more), "--overwrite"]) == 0
+    table = json.loads(more.with_suffix(".json").read_text())["calibration"]["table"]
+    assert set(table) == {"singlecoil:4x:hard:K3:32px"}
 
     path = sorted(tiny_dataset["singlecoil"].glob("*.h5"))[0]
     data = read_slice(open_scan(path), 2)
