@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix != ".safetensors":
         raise InputError(out, "output model must end in .safetensors")
     check_writable(out, args.overwrite)
+    if not args.data and not args.data_multicoil:
+        raise InputError(None, "give --data and/or --data-multicoil: the validation scans to calibrate on")
     if args.samples < 2:
         raise InputError(None, "--samples must be at least 2: one sample has no spread to calibrate")
     files = {False: _files(args.data, args.max_files), True: _files(args.data_multicoil, args.max_files)}
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         result = calibrate_model(rec, files, modes, steps=chosen.steps, sampler=chosen.sampler.value, seed=args.seed,
                                  progress=not args.no_progress)
     except ValueError as exc:
-        raise InputError(args.data[0], str(exc)) from None
+        raise InputError((args.data or args.data_multicoil)[0], str(exc)) from None
     meta: dict[str, Any] = dict(rec.model.meta)
     meta["calibration"] = merge_calibration(meta.get("calibration"), result)
     with atomic_path(out, args.overwrite) as tmp:
@@ -92,9 +94,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("calibrate", help="conformal calibration of the uncertainty of a recon model")
     p.add_argument("--ckpt", "--model", dest="model",
                    help="exported recon model (.safetensors); the bundled one if omitted")
-    p.add_argument("--data", required=True, nargs="+",
+    p.add_argument("--data", nargs="+",
                    help="directories of fully sampled single-coil validation files; each matrix size found gets a "
-                        "calibration entry of its own")
+                        "calibration entry of its own (this and/or --data-multicoil)")
     p.add_argument("--data-multicoil", nargs="+", help="directories of fully sampled multi-coil validation files")
     p.add_argument("--out", required=True, help="calibrated copy of the model (.safetensors)")
     p.add_argument("--accelerations", type=positive_int, nargs="+", default=[4, 8])

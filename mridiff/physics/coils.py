@@ -84,6 +84,43 @@ def _check_acs(mask: torch.Tensor) -> tuple[int, int]:
     return box
 
 
+def _lowres_coil_images(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Coil images of the fully sampled centre box of ``mask`` under a Hann taper, complex64 like ``kspace``."""
+    rows, cols = _check_acs(mask)
+    height, width = kspace.shape[-2:]
+    r0, c0 = height // 2 - rows // 2, width // 2 - cols // 2
+    # A Hann taper instead of a hard crop avoids Gibbs ringing, whose dark fringes would make RSS ~ 0 (and the
+    # maps blow up) inside the object.
+    window = torch.zeros(height, width, dtype=torch.float32, device=kspace.device)
+    taper_r = torch.hann_window(rows + 2, periodic=False, device=kspace.device)[1:-1]
+    taper_c = torch.hann_window(cols + 2, periodic=False, device=kspace.device)[1:-1]
+    window[r0 : r0 + rows, c0 : c0 + cols] = taper_r[:, None] * taper_c[None, :]
+    return ifft2c(kspace.to(torch.complex64) * window)
+
+
+def align_phase(maps: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``maps`` times the phase of the low-resolution image they combine, so SENSE images keep only fine phase.
+
+    ESPIRiT's maps carry a phase relative to coil 0, and where coil 0 is weak that reference is noisy: the
+    SENSE-combined image then has a phase no MR image has, and the diffusion prior (trained on images with a smooth
+    phase) fills it with aliasing-like stripes. Referring the maps to the low-resolution combined image (a virtual
+    body coil, the convention of :func:`lowres_maps`) leaves the image with its phase relative to its own
+    low-resolution phase, which is near zero and smooth. On 10 validation slices of real clinical images with
+    simulated 8-coil k-space at 4x (DDIM-10, hard DC, K = 4), this raised the reconstruction from 30.80 to 32.20 dB
+    (JSENSE maps: 32.46; low-resolution maps: 32.45).
+
+    Args:
+        maps: ``(C, H, W)`` complex maps.
+        kspace: ``(C, H, W)`` complex k-space they were estimated from (zero-filled where not measured).
+        mask: ``(H, W)`` mask with a fully sampled centre.
+
+    Returns:
+        The maps with a per-pixel phase factor; magnitudes and the combined magnitude are unchanged.
+    """
+    reference = (maps.conj() * _lowres_coil_images(kspace, mask).to(maps.device)).sum(dim=-3, keepdim=True)
+    return maps * torch.exp(1j * torch.angle(reference)).to(maps.dtype)
+
+
 def lowres_maps(kspace: torch.Tensor, mask: torch.Tensor, threshold: float = 0.02) -> torch.Tensor:
     """Sensitivity maps from low-resolution coil images divided by their RSS.
 
@@ -96,16 +133,7 @@ def lowres_maps(kspace: torch.Tensor, mask: torch.Tensor, threshold: float = 0.0
         ``(..., C, H, W)`` complex64 maps with ``sum_c |S_c|^2 = 1`` inside the support.
 
     """
-    rows, cols = _check_acs(mask)
-    height, width = kspace.shape[-2:]
-    r0, c0 = height // 2 - rows // 2, width // 2 - cols // 2
-    # A Hann taper instead of a hard crop avoids Gibbs ringing, whose dark fringes would make RSS ~ 0 (and the
-    # maps blow up) inside the object.
-    window = torch.zeros(height, width, dtype=torch.float32, device=kspace.device)
-    taper_r = torch.hann_window(rows + 2, periodic=False, device=kspace.device)[1:-1]
-    taper_c = torch.hann_window(cols + 2, periodic=False, device=kspace.device)[1:-1]
-    window[r0 : r0 + rows, c0 : c0 + cols] = taper_r[:, None] * taper_c[None, :]
-    images = ifft2c(kspace.to(torch.complex64) * window)
+    images = _lowres_coil_images(kspace, mask)
     norm = rss(images, dim=-3).unsqueeze(-3)
     peak = norm.amax(dim=(-2, -1), keepdim=True)
     support = norm > threshold * peak
@@ -127,8 +155,8 @@ def espirit_maps(
 
     The calibration region is a square of side ``calib_width`` around DC and must be fully sampled, so the width
     is limited to the fully sampled centre box of ``mask``. With fewer than 12 calibration lines this warns and
-    falls back to :func:`jsense_maps`. Maps carry ESPIRiT's phase ambiguity (phase relative to coil 0), which
-    SENSE combination absorbs.
+    falls back to :func:`jsense_maps`. ESPIRiT's phase ambiguity (phase relative to coil 0) is replaced by the
+    phase of the low-resolution combined image (:func:`align_phase`).
 
     ESPIRiT's cost is a power iteration over a C x C matrix at every pixel, which made it the largest cost outside
     the network for 8-coil reconstructions (about 5 s of 10 at 256²). The maps are band-limited to the
@@ -172,7 +200,8 @@ def espirit_maps(
     if grid is None or side >= min(height, width_k):
         app = sigpy.mri.app.EspiritCalib(measured.numpy().astype(np.complex64), calib_width=width, thresh=thresh,
                                          kernel_width=kernel_width, crop=crop, show_pbar=False)
-        return torch.from_numpy(np.asarray(app.run(), dtype=np.complex64)).to(kspace.device)
+        maps = torch.from_numpy(np.asarray(app.run(), dtype=np.complex64)).to(kspace.device)
+        return align_phase(maps, kspace, mask)
     rows = slice(height // 2 - side // 2, height // 2 - side // 2 + side)
     cols = slice(width_k // 2 - side // 2, width_k // 2 - side // 2 + side)
     app = sigpy.mri.app.EspiritCalib(measured[:, rows, cols].numpy().astype(np.complex64), calib_width=width,
@@ -186,7 +215,7 @@ def espirit_maps(
     fine = ifft2c(padded) * ((height * width_k) / side**2) ** 0.5
     maps, eig = fine[:-1], fine[-1].real
     maps = maps / (maps.abs() ** 2).sum(dim=0, keepdim=True).sqrt().clamp_min(torch.finfo(torch.float32).tiny)
-    return torch.where(eig > crop, maps, torch.zeros_like(maps)).to(kspace.device)
+    return align_phase(torch.where(eig > crop, maps, torch.zeros_like(maps)).to(kspace.device), kspace, mask)
 
 
 def jsense_maps(

@@ -40,6 +40,9 @@ def test_calibration_benchmark_runs_and_never_reads_test_files_for_calibration(
     assert set(row["spearman"]) <= {"whole image", "object", "tumour box", "background"}
     assert "whole image" in row["spearman"] and -1.0 <= row["spearman"]["whole image"] <= 1.0
     assert "Spearman background" in out.with_suffix(".md").read_text()
+    # the oracle ceiling (true local RMS error) ranks the errors at least as well as the std map does
+    assert set(row["spearman_ceiling"]) == set(row["spearman"])
+    assert row["spearman_ceiling"]["whole image"] >= row["spearman"]["whole image"]
 
 
 def test_calibration_refuses_files_outside_the_validation_split(tiny_recon_model: Path, tmp_path: Path,

@@ -195,6 +195,7 @@ def test_calibrate_command_and_calibrated_reconstruction(tiny_recon_model: Path,
     assert meta["sha256"] == json.loads(tiny_recon_model.with_suffix(".json").read_text())["sha256"]
     assert main(["calibrate", "--model", str(tiny_recon_model), "--data", str(tiny_dataset["singlecoil"]),
                  "--out", str(out), "--samples", "2"]) == 2  # exists, no --overwrite
+    assert main(["calibrate", "--model", str(tiny_recon_model), "--out", str(tmp_path / "none.safetensors")]) == 2
     # calibrating the calibrated copy for another K adds its entries; another step count replaces the table
     more = tmp_path / "more.safetensors"
     common = ["--data", str(tiny_dataset["singlecoil"]), "--accelerations", "4", "--dc", "hard", "--samples", "3",

@@ -61,6 +61,28 @@ def test_espirit_maps_give_accurate_sense_combination(phantom128: tuple[torch.Te
     assert _nmse_in_support(combined, img.abs(), support) < 0.01
 
 
+def test_espirit_images_keep_only_fine_phase(phantom128: tuple[torch.Tensor, torch.Tensor],
+                                            coils8_128: torch.Tensor) -> None:
+    # ESPIRiT's own convention (phase relative to coil 0) gives the SENSE image the phase difference between the
+    # object and coil 0; align_phase refers it to the low-resolution image instead, leaving a near-zero phase.
+    img, support = phantom128
+    coil_images = coils8_128 * img
+    mask = make_mask(MaskSpec("random", 4, 24 / 128), (128, 128), seed=0)
+    undersampled = fft2c(coil_images) * mask
+    maps = espirit_maps(undersampled, mask)
+    raw = maps * torch.exp(-1j * torch.angle(maps[:1]))  # the coil-0 convention, same magnitudes
+    keep = support & (maps.abs().sum(0) > 0)
+    aligned_phase = torch.angle(sense_combine(coil_images, maps))[keep].abs()
+    raw_phase = torch.angle(sense_combine(coil_images, raw))[keep].abs()
+    assert float(aligned_phase.median()) < 0.1 < float(raw_phase.median())
+    torch.testing.assert_close(sense_combine(coil_images, maps).abs(), sense_combine(coil_images, raw).abs(),
+                               rtol=1e-4, atol=1e-4)
+    # lowres maps follow the same convention: the two SENSE images agree in phase too
+    lowres = sense_combine(coil_images, lowres_maps(undersampled, mask))
+    gap = torch.angle(sense_combine(coil_images, maps) * lowres.conj())[keep].abs()
+    assert float(gap.median()) < 0.05
+
+
 def test_coarse_grid_espirit_matches_full_grid_espirit(phantom128: tuple[torch.Tensor, torch.Tensor],
                                                        coils8_128: torch.Tensor) -> None:
     img, support = phantom128
