@@ -171,12 +171,14 @@ def main() -> None:
     else:
         cal = calibrate_model(rec, cal_files, modes, steps=args.steps, sampler=args.sampler, seed=args.seed)
         used = {f.name for fs in cal_files.values() for f in fs}
-    # The split file proves it: calibration read validation files only ("glioma/2919.jpg" -> glioma_2919.h5).
-    val_names = {line.strip().removesuffix(".jpg").replace("/", "_")
-                 for line in (root / "splits" / "val.txt").read_text().splitlines() if line.strip()}
+    # The split files prove it: calibration read validation files only ("glioma/2919.jpg" -> glioma_2919.h5; the
+    # template dataset's val split, which calibrates the 128² entries beside the real images prepared at 128²).
+    val_names = {line.strip().removesuffix(".jpg").removesuffix(".h5").replace("/", "_")
+                 for split in (root / "splits" / "val.txt", Path(args.colin27) / "splits" / "val.txt")
+                 if split.is_file() for line in split.read_text().splitlines() if line.strip()}
     outside = sorted(name for name in used if Path(name).stem not in val_names)
     if outside or not used:
-        raise SystemExit(f"calibration files outside the validation split (splits/val.txt): {outside[:3]}")
+        raise SystemExit(f"calibration files outside the validation splits (splits/val.txt): {outside[:3]}")
     slices_used = {key: entry.get("slices") for key, entry in cal["table"].items()
                    if any(key.startswith(m.key) for m in modes)}
     out = Path(args.out)
@@ -206,8 +208,9 @@ def main() -> None:
     header = (f"Calibrated uncertainty, {time.strftime('%Y-%m-%d')}, {machine}, {time.perf_counter() - start:.0f} s. "
               f"Model {rec.model.path.name} ({rec.model.meta.get('sha256', '')[:12]}). Calibration"
               + (" (the table stored in the model by `mridiff calibrate`)" if args.table_from_model else "")
-              + f": validation slices per mode {slices_used} (cheng val split, checked against splits/val.txt; "
-              "the test folder never), "
+              + f": validation slices per mode {slices_used} (256²: the cheng val split; 128²: the cheng val split "
+              "prepared at 128² and the template val volume; checked against the splits/val.txt files; the test "
+              "folder and Colin27 never), "
               f"{cal['sampler']}-{cal['steps']}, K={args.samples}, {args.dc} DC, std smoothed by "
               f"{cal['std_smoothing_px']} px. "
               + (f"Measured on {args.cal_slices} other validation slices (method development; real clinical images, "
@@ -219,7 +222,8 @@ def main() -> None:
                 "image (the definition of metrics.uncertainty_calibration, with which the issue's 0.49/0.52 were "
                 "measured), and restricted to the object, the tumour boxes and the background. Ceiling: the "
                 "Spearman of an oracle map, the true local RMS error smoothed like the std map, with |error|, "
-                "whole image / object (no map as smooth as the std map can be expected to rank the errors better).")
+                "whole image / object (it sees the pixel's own error, so it is generous; "
+                "benchmarks/uncertainty_ceiling.py measures the stricter ceiling of the expected error).")
     lines = [header, "", "| data | mode | slices | cov 90 % | cov 95 % | cov 90 % in box | cov 95 % in box | "
              "Spearman whole image | Spearman object | Spearman box | Spearman background | ceiling whole / object |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

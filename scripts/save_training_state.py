@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 from pathlib import Path
 
 from mridiff.io.figures import loss_curve_png
@@ -40,14 +41,20 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=Path("training_state"))
-    p.add_argument("--step-offset", type=int, default=0, help="steps trained before this run (from --init-from)")
+    p.add_argument("--step-offset", type=int, default=None,
+                   help="steps trained before this run (--init-from); default: from the checkpoint's totals")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for run in args.runs:
         name = run.name
         model = export_checkpoint(run / "checkpoints" / "last.ckpt", args.out / f"{name}.safetensors",
                                   overwrite=True)
-        history = loss_history(run, args.step_offset)
+        training = json.loads(model.with_suffix(".json").read_text()).get("training", {})
+        offset = args.step_offset
+        if offset is None:  # the totals the checkpoint carries from the run it continued (0 for a fresh run)
+            offset = int((training.get("totals") or {}).get("steps", training.get("global_step", 0))) - int(
+                training.get("global_step", 0))
+        history = loss_history(run, offset)
         csv_path = args.out / f"{name}_loss.csv"
         previous: list[tuple[int, float]] = []
         if csv_path.exists():
@@ -60,7 +67,7 @@ def main() -> None:
             writer.writerows(merged)
         if len(merged) > 1:
             loss_curve_png(merged, csv_path.with_suffix(".png"), title=f"{name}: training loss",
-                           val_history=loss_history(run, args.step_offset, "val/psnr") or None)
+                           val_history=loss_history(run, offset, "val/psnr") or None)
         print(f"{run}: {model} ({len(merged)} loss points)")
 
 

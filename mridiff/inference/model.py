@@ -116,7 +116,10 @@ def load_model(path: str | os.PathLike[str] | None, task: str, device: str | tor
 def training_summary(meta: dict[str, Any]) -> str:
     """One line on how long an exported model trained, from its metadata (for benchmark reports)."""
     train = meta.get("training", {})
-    seconds = train.get("seconds")
-    spent = f" in {seconds / 60:.0f} min" if seconds else ""
-    return (f"the model trained {train.get('global_step')} steps{spent} (mridiff/weights/MODEL_CARD.md); "
+    totals = train.get("totals") or {}  # a run continued with --init-from counts the runs before it
+    steps = totals.get("steps", train.get("global_step"))
+    cpu = totals.get("cpu_seconds") or train.get("cpu_seconds")
+    seconds = totals.get("seconds", train.get("seconds"))
+    spent = f" in {cpu / 3600:.2f} CPU-hours" if cpu else (f" in {seconds / 60:.0f} min" if seconds else "")
+    return (f"the model trained {steps} steps{spent} (its model card); "
             "a small model trained briefly, not the limit of the method.")

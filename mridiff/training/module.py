@@ -71,6 +71,9 @@ class DiffusionModule(pl.LightningModule):
         # run shares a core, where wall-clock time overstates it.
         self._cpu_base = 0.0
         self._cpu_start: float | None = None
+        # Training totals of the model this run continued from (train.init_from), kept in every checkpoint so that
+        # an export from last.ckpt still counts them, even after the source file was replaced.
+        self.prior_totals: dict[str, Any] = {"steps": 0, "seconds": 0.0, "cpu_seconds": 0.0}
 
     def cpu_seconds(self) -> float:
         """CPU seconds spent training this run so far, earlier invocations (``--resume``) included."""
@@ -145,6 +148,7 @@ class DiffusionModule(pl.LightningModule):
         """Store the config and RNG states as primitives and tensors only (loadable with weights_only=True)."""
         checkpoint["mridiff_config"] = json.dumps(self.cfg.to_dict())
         checkpoint["cpu_seconds"] = float(self.cpu_seconds())
+        checkpoint["mridiff_prior"] = json.dumps(self.prior_totals)
         np_state = np.random.get_state()
         assert isinstance(np_state, tuple)  # the legacy (name, keys, pos, ...) form
         checkpoint["rng"] = {
@@ -156,6 +160,8 @@ class DiffusionModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore RNG states and the CPU-time count saved by :meth:`on_save_checkpoint`."""
         self._cpu_base = float(checkpoint.get("cpu_seconds", 0.0))
+        if "mridiff_prior" in checkpoint:
+            self.prior_totals = json.loads(checkpoint["mridiff_prior"])
         rng = checkpoint.get("rng")
         if not rng:
             return

@@ -211,7 +211,7 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
     make_example = example_builder(cfg)
     dm = SliceDataModule(cfg, make_example)
     module = DiffusionModule(cfg)
-    prior = continue_from(module, cfg, load_weights=not resume)
+    module.prior_totals = continue_from(module, cfg, load_weights=not resume)
     history = LossHistory()
     validation = PeriodicValidation(cfg.train.val_every)
     callbacks: list[Callback] = [history, validation, FinalCheckpoint(last)]
@@ -227,15 +227,20 @@ def train(cfg: RunConfig, devices: int | str = "auto", num_nodes: int = 1, accel
     image_size = dm.train_set.image_size if dm.train_set else None
     meta = model_meta(cfg, module, trainer.global_step, elapsed, image_size, history.history[-50:])
     meta["training"]["cpu_seconds"] = round(module.cpu_seconds(), 1)
-    meta["training"]["totals"] = {
-        "steps": prior["steps"] + trainer.global_step, "seconds": round(prior["seconds"] + elapsed, 1),
-        "cpu_seconds": round(prior.get("cpu_seconds", 0.0) + module.cpu_seconds(), 1),
-        "continued_from": prior.get("sha256"),
-    }
+    # on --resume the checkpoint's copy of the totals wins (the init_from file may have been replaced since)
+    meta["training"]["totals"] = run_totals(module.prior_totals, trainer.global_step, elapsed, module.cpu_seconds())
     out = export_model(module.ema.module, meta, Path(cfg.out_dir) / "model.safetensors", overwrite=True,
                        half=cfg.train.export_half)
     write_loss_log(history.history, Path(cfg.out_dir), validation.history, title=f"{cfg.task}: {cfg.out_dir}")
     return out
+
+
+def run_totals(prior: dict[str, Any], steps: int, seconds: float | None, cpu_seconds: float) -> dict[str, Any]:
+    """Training totals over every run a model continued from: ``prior`` plus this run's steps and seconds."""
+    return {"steps": int(prior.get("steps") or 0) + steps,
+            "seconds": round(float(prior.get("seconds") or 0.0) + float(seconds or 0.0), 1),
+            "cpu_seconds": round(float(prior.get("cpu_seconds") or 0.0) + cpu_seconds, 1),
+            "continued_from": prior.get("sha256")}
 
 
 def _model_of(meta: dict[str, Any]) -> UNetConfig | None:
@@ -323,7 +328,9 @@ def export_checkpoint(ckpt_path: Path, out: Path, overwrite: bool = False) -> Pa
     module = DiffusionModule(cfg)
     module.load_state_dict(state["state_dict"])
     image_size: list[int] | None = None
-    if cfg.data.images and Path(cfg.data.images).is_file():
+    if cfg.data.images and cfg.data.image_size:  # the bank's images are resized to this for training
+        image_size = [int(cfg.data.image_size)] * 2
+    elif cfg.data.images and Path(cfg.data.images).is_file():
         with h5py.File(cfg.data.images, "r") as fh:
             image_size = [int(v) for v in fh["images"].shape[1:]]
     elif Path(cfg.data.root).is_dir():
@@ -333,6 +340,9 @@ def export_checkpoint(ckpt_path: Path, out: Path, overwrite: bool = False) -> Pa
     meta = model_meta(cfg, module, int(state["global_step"]), seconds, image_size, [])
     if "cpu_seconds" in state:
         meta["training"]["cpu_seconds"] = round(float(state["cpu_seconds"]), 1)
+    if "mridiff_prior" in state:
+        meta["training"]["totals"] = run_totals(json.loads(state["mridiff_prior"]), int(state["global_step"]),
+                                                seconds, float(state.get("cpu_seconds", 0.0)))
     return export_model(module.ema.module, meta, out, overwrite=overwrite, half=cfg.train.export_half)
 
 

@@ -143,3 +143,12 @@ def test_init_from_an_exported_model_carries_weights_and_totals(tiny_dataset: di
     other.train.init_from = str(first)
     with pytest.raises(InputError, match="another network size"):
         continue_from(DiffusionModule(other), other, load_weights=True)
+    # the checkpoint carries the totals: an export from last.ckpt counts them after the source is gone
+    from mridiff.training.run import export_checkpoint
+
+    for suffix in (".safetensors", ".json", ".sha256"):
+        first.with_suffix(suffix).unlink()
+    again = export_checkpoint(tmp_path / "b" / "checkpoints" / "last.ckpt", tmp_path / "again.safetensors")
+    card = json.loads(again.with_suffix(".json").read_text())["training"]
+    assert card["totals"]["steps"] == 4 and card["totals"]["continued_from"] == meta["sha256"]
+    assert card["totals"]["cpu_seconds"] > float(meta["training"]["cpu_seconds"])  # the first run's, plus this one
