@@ -24,6 +24,14 @@ SENS_METHODS = ("espirit", "jsense", "lowres")
 # Coarse grid for ESPIRiT (see :func:`espirit_maps`): 48 keeps the maps within 0.1 % of full-grid ESPIRiT on
 # 256² real data while the per-pixel eigen-solve runs on 48² instead of 256² pixels.
 ESPIRIT_GRID = 48
+# ESPIRiT's eigenvalue crop and JSENSE's support cut: 0, maps over the whole field of view. The fastMRI reference of a
+# multi-coil scan is the RSS of the fully sampled coil images, noise floor included; maps zeroed outside the object
+# force the SENSE image to zero there, a bias of the size of the noise floor that no sample spread shows. On 6
+# validation slices (real clinical images, simulated 8-coil k-space at 30 dB; DDIM-10, hard DC, K = 4), uncropped
+# maps raised 4x from 33.43 to 34.04 dB (ESPIRiT; true maps 34.27) and 8x from 27.02 to 27.11 dB (JSENSE), and
+# Spearman(std, |error|) over the image from 0.25 to 0.47 (4x) and 0.46 to 0.54 (8x).
+ESPIRIT_CROP = 0.0
+JSENSE_SUPPORT = 0.0
 
 
 def rss(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
@@ -148,7 +156,7 @@ def espirit_maps(
     *,
     thresh: float = 0.02,
     kernel_width: int = 6,
-    crop: float = 0.95,
+    crop: float = ESPIRIT_CROP,
     grid: int | None = ESPIRIT_GRID,
 ) -> torch.Tensor:
     """ESPIRiT sensitivity maps (one set) with :class:`sigpy.mri.app.EspiritCalib`.
@@ -171,7 +179,8 @@ def espirit_maps(
         calib_width: Calibration width; ``None`` uses the largest square that fits the fully sampled centre.
         thresh: sigpy's singular-value threshold for the calibration matrix.
         kernel_width: sigpy's kernel width.
-        crop: sigpy's eigenvalue threshold; maps are zero where the top eigenvalue is below it.
+        crop: sigpy's eigenvalue threshold; maps are zero where the top eigenvalue is below it (default
+            :data:`ESPIRIT_CROP`, 0: the whole field of view; sigpy's own default is 0.95).
         grid: side of the coarse k-space grid the maps are computed on; ``None`` computes them on the full grid.
 
     Returns:
@@ -215,7 +224,9 @@ def espirit_maps(
     fine = ifft2c(padded) * ((height * width_k) / side**2) ** 0.5
     maps, eig = fine[:-1], fine[-1].real
     maps = maps / (maps.abs() ** 2).sum(dim=0, keepdim=True).sqrt().clamp_min(torch.finfo(torch.float32).tiny)
-    return align_phase(torch.where(eig > crop, maps, torch.zeros_like(maps)).to(kspace.device), kspace, mask)
+    if crop > 0:  # (the interpolated eigenvalue may dip below 0 in the background: crop 0 keeps every pixel)
+        maps = torch.where(eig > crop, maps, torch.zeros_like(maps))
+    return align_phase(maps.to(kspace.device), kspace, mask)
 
 
 def jsense_maps(
@@ -226,14 +237,16 @@ def jsense_maps(
     kernel_width: int = 12,
     lamda: float = 1e-3,
     max_iter: int = 10,
+    support: float = JSENSE_SUPPORT,
 ) -> torch.Tensor:
-    """JSENSE sensitivity maps (:class:`sigpy.mri.app.JsenseRecon`), normalised and cut to the object's support.
+    """JSENSE sensitivity maps (:class:`sigpy.mri.app.JsenseRecon`), normalised to unit energy per pixel.
 
     JSENSE fits smooth maps and an image jointly to every measured sample of the central ``calib_width`` square,
     not only to the fully sampled lines, so it stays accurate with the 4-10 calibration lines that fastMRI's
     centre fractions give on small grids (where the low-resolution maps are smeared along the phase encode).
-    The maps are scaled to ``sum_c |S_c|^2 = 1`` and zeroed outside the support of :func:`lowres_maps`, so that
-    data consistency knows where there is no signal.
+    The maps are scaled to ``sum_c |S_c|^2 = 1``; with ``support > 0`` they are zeroed outside the support of
+    :func:`lowres_maps` at that threshold (by default they cover the whole field of view, see
+    :data:`JSENSE_SUPPORT`).
 
     Args:
         kspace: ``(C, H, W)`` or ``(B, C, H, W)`` complex k-space (zero-filled where not measured).
@@ -242,6 +255,7 @@ def jsense_maps(
         kernel_width: width of the maps' k-space kernel (their smoothness).
         lamda: sigpy's regularisation weight (sigpy's own default, 0, returns NaN on these data).
         max_iter: alternating iterations.
+        support: threshold of the :func:`lowres_maps` support outside which the maps are zero; 0: none.
 
     Returns:
         Complex64 maps, same shape as ``kspace``, on its device.
@@ -249,8 +263,7 @@ def jsense_maps(
     """
     if kspace.ndim == 4:
         return torch.stack([jsense_maps(k, mask, calib_width=calib_width, kernel_width=kernel_width, lamda=lamda,
-                                        max_iter=max_iter) for k in kspace])
-    support = lowres_maps(kspace, mask).abs().sum(dim=0) > 0
+                                        max_iter=max_iter, support=support) for k in kspace])
     measured = (kspace * (mask.to(kspace.device) > 0)).detach().cpu().numpy().astype(np.complex64)
     peak = float(np.abs(measured).max())
     if peak == 0:
@@ -263,7 +276,10 @@ def jsense_maps(
         warnings.warn("JSENSE did not converge (non-finite maps); using low-resolution coil maps", stacklevel=2)
         return lowres_maps(kspace, mask)
     maps = maps / (maps.abs() ** 2).sum(dim=0, keepdim=True).sqrt().clamp_min(torch.finfo(torch.float32).tiny)
-    return torch.where(support.to(kspace.device), maps, torch.zeros_like(maps))
+    if support <= 0:
+        return maps
+    inside = lowres_maps(kspace, mask, threshold=support).abs().sum(dim=0) > 0
+    return torch.where(inside.to(kspace.device), maps, torch.zeros_like(maps))
 
 
 _SENS_ESTIMATORS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
