@@ -40,6 +40,7 @@ from skimage.metrics import structural_similarity
 from mridiff.data.transforms import normalise_percentile
 from mridiff.inference.generate import SampleGenerator, sample_seed
 from mridiff.inference.model import training_summary
+from mridiff.io.atomic import atomic_write_text
 from mridiff.io.figures import panel_png
 from mridiff.io.outputs import write_json
 from mridiff.workflows.audit import audit, load_training_slices, memorisation_rate, prepare
@@ -167,7 +168,7 @@ def main() -> None:
         f"| memorisation rate (audit defaults) | {res['memorisation_rate']:.3f} | |",
         f"| median nearest-training SSIM | {res['nearest_train_ssim_median']:.3f} | |",
     ] + (["", f"Note: {res['caveat']}"] if res["caveat"] else [])) + "\n"
-    (out / "augment_quality.md").write_text(text)
+    atomic_write_text((out / "augment_quality.md"), text, overwrite=True)
     sheet = [list(fake_n[i : i + 4]) for i in range(0, min(len(fake_n), 16), 4) if len(fake_n[i : i + 4]) == 4]
     if sheet:  # the 4x4 contact sheet of generated slices
         panel_png(sheet, ["", "", "", ""], out / "augment_contact_sheet.png", vmaxes=[1.5] * 4, overwrite=True)

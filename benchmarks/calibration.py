@@ -43,6 +43,7 @@ from mridiff.inference.calibration import (  # noqa: E402
 )
 from mridiff.inference.options import preset_options  # noqa: E402
 from mridiff.inference.reconstruct import Reconstructor  # noqa: E402
+from mridiff.io.atomic import atomic_write_text  # noqa: E402
 from mridiff.io.figures import reliability_png  # noqa: E402
 from mridiff.metrics import grow_box  # noqa: E402
 from mridiff.physics.masks import MaskSpec, make_mask  # noqa: E402
@@ -238,9 +239,9 @@ def main() -> None:
                      f"{rho.get('object', nan):.3f} | {rho.get('tumour box', nan):.3f} | "
                      f"{rho.get('background', nan):.3f} | {ceil.get('whole image', nan):.2f} / "
                      f"{ceil.get('object', nan):.2f} |")
-    out.with_suffix(".json").write_text(json.dumps({"header": header, "calibration": cal, "calibration_slices":
-                                                    slices_used, "rows": rows}, indent=2))
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out.with_suffix(".json"), json.dumps({"header": header, "calibration": cal, "calibration_slices":
+                                                    slices_used, "rows": rows}, indent=2), overwrite=True)
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n", overwrite=True)
     print("\n".join(lines))
 
 

@@ -35,6 +35,7 @@ from scipy.stats import spearmanr
 from mridiff.inference.calibration import STD_SMOOTHING_PX, smooth_std
 from mridiff.inference.options import preset_options
 from mridiff.inference.reconstruct import Reconstructor
+from mridiff.io.atomic import atomic_write_text
 from mridiff.metrics import volume_metrics
 from mridiff.physics.coils import espirit_maps, jsense_maps
 from mridiff.physics.masks import MaskSpec, make_mask
@@ -115,8 +116,8 @@ def main() -> None:
     table = ["| acceleration | coil maps | PSNR (dB) | SSIM | Spearman | seconds |", "|---|---|---|---|---|---|"]
     table += [f"| {r['acceleration']}x | {r['maps']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['spearman']:.2f} | "
               f"{r['seconds']:.0f} |" for r in rows]
-    out.with_suffix(".md").write_text(head + "\n".join(table) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".md"), head + "\n".join(table) + "\n", overwrite=True)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(rows, indent=2) + "\n", overwrite=True)
     print(head + "\n".join(table))
 
 

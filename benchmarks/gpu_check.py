@@ -20,6 +20,7 @@ import yaml
 from mridiff.diffusion.loop import reverse_diffusion
 from mridiff.diffusion.samplers import DDIMSampler, complex_randn
 from mridiff.diffusion.schedules import NoiseSchedule
+from mridiff.io.atomic import atomic_write_text
 from mridiff.models.unet import ConditionalUNet, UNetConfig
 from mridiff.physics.consistency import CG, DataConsistency, Hard
 from mridiff.physics.masks import MaskSpec, make_mask
@@ -169,7 +170,7 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        Path(args.out).write_text(json.dumps(results, indent=2))
+        atomic_write_text(Path(args.out), json.dumps(results, indent=2), overwrite=True)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from skimage.transform import resize
 from mridiff.data.simulate import simulate_kspace
 from mridiff.inference.options import SamplingOptions, preset_options
 from mridiff.inference.reconstruct import Reconstructor
+from mridiff.io.atomic import atomic_write_text
 from mridiff.metrics import psnr, ssim
 from mridiff.physics.coils import estimate_sens
 from mridiff.physics.masks import MaskSpec, make_mask
@@ -176,8 +177,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res = run(args)
     stem = Path(args.out)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(res, indent=2))
-    stem.with_suffix(".md").write_text(table(res))
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(res, indent=2), overwrite=True)
+    atomic_write_text(stem.with_suffix(".md"), table(res), overwrite=True)
     print(table(res))
     return res
 

@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from mridiff.data.ismrmrd import build_header  # noqa: E402
+from mridiff.io.atomic import atomic_write_text  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "memory_peak.json"
 
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(args.out.read_text())
     results["measurements"].append(new)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(results, indent=2) + "\n", overwrite=True)
     print(f"wrote {args.out}")
     return 0
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from mridiff.io.atomic import atomic_write_text
 from mridiff.models.unet import ConditionalUNet, UNetConfig
 
 CANDIDATES: dict[str, dict[str, object]] = {
@@ -81,7 +82,7 @@ def main() -> None:
     result = {"date": date.today().isoformat(), "machine": f"{platform.machine()} {platform.processor() or ''} CPU",
               "threads": args.threads, "train_batch": args.batch, "train_patch": args.patch, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    atomic_write_text(args.out.with_suffix(".json"), json.dumps(result, indent=2), overwrite=True)
     lines = [f"# Network sizes ({result['date']}, {result['machine']}, {args.threads} thread(s))", "",
              "| network | channels | parameters | ms/call 256² | ms/call 320² | "
              f"s/train step ({args.batch}×{args.patch}²) |",
@@ -89,7 +90,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['name']} | {r['channels']} | {int(r['params']) / 1e6:.2f} M | {r['ms_per_call_256']:.0f} "
                      f"| {r['ms_per_call_320']:.0f} | {r['s_per_train_step']:.2f} |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n", overwrite=True)
     print("\n".join(lines))
 
 

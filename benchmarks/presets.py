@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import Case, by_number, cs_recon, evenly_spaced, tune_lambda  # noqa: E402
 
 from mridiff.inference.reconstruct import Reconstructor  # noqa: E402
+from mridiff.io.atomic import atomic_write_text  # noqa: E402
 from mridiff.metrics import psnr, ssim  # noqa: E402
 
 REAL = Path("work_data/cheng256")
@@ -110,8 +111,9 @@ def main() -> None:
                      f"{r.get('time_vs_cs', 0):.2f} | {r.get('speedup_vs_ref', 0):.2f} |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"header": header, "rows": rows, "lambda": lam}, indent=2))
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out.with_suffix(".json"),
+                      json.dumps({"header": header, "rows": rows, "lambda": lam}, indent=2), overwrite=True)
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n", overwrite=True)
     print("\n".join(lines))
 
 

@@ -32,6 +32,7 @@ from skimage.transform import resize
 from mridiff.data.simulate import simulate_kspace
 from mridiff.inference.options import preset_options
 from mridiff.inference.reconstruct import Reconstructor
+from mridiff.io.atomic import atomic_write_text
 from mridiff.physics.coils import estimate_sens
 from mridiff.physics.masks import MaskSpec, make_mask
 
@@ -155,8 +156,9 @@ def main() -> None:
                      f"{r['coil_maps_first_slice_s']:.2f} |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"header": header, "rows": rows, "startup": start_up}, indent=2))
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out.with_suffix(".json"),
+                      json.dumps({"header": header, "rows": rows, "startup": start_up}, indent=2), overwrite=True)
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n", overwrite=True)
     print("\n".join(lines))
 
 

@@ -11,11 +11,16 @@ package ``bart``) is used when installed, and skipped with a note otherwise.
     python benchmarks/quality.py --unet runs/unet_real/unet_real.safetensors      # the README table
     python benchmarks/quality.py --quick                                          # 2 slices, a check in minutes
     python benchmarks/quality.py --data colin27 --cases singlecoil:4 multicoil:8
+
+The full real-image run takes about 4 CPU-hours on one core, longer than a CPU session: every finished row is kept
+in ``<out>.partial/``, and ``--resume`` goes on from there on the same kind of machine (and adds rows of methods
+not run before, such as ``--unet`` once it has trained).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -35,7 +40,9 @@ from unet_baseline import load_unet, unet_reconstruct  # noqa: E402
 
 from mridiff.data.fastmri_h5 import open_scan, read_slice  # noqa: E402
 from mridiff.inference.reconstruct import Reconstructor  # noqa: E402
+from mridiff.io.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from mridiff.io.figures import panel_png  # noqa: E402
+from mridiff.io.hashing import sha256_file  # noqa: E402
 from mridiff.metrics import box_metrics, psnr, ssim, uncertainty_calibration, volume_metrics  # noqa: E402
 from mridiff.physics.coils import estimate_sens  # noqa: E402
 from mridiff.physics.masks import MaskSpec, make_mask  # noqa: E402
@@ -124,6 +131,7 @@ def val_items(dataset: str, variant: str, n: int) -> list[tuple[Path, int]]:
     return [(f, 0) for f in evenly_spaced(files, n)]
 
 
+UNET_ROW = "fastMRI U-Net (same budget)"
 CS_METHODS = {"l1wavelet": "sigpy L1-wavelet CS", "tv": "sigpy TV CS", "bart": "BART pics L1-wavelet"}
 
 
@@ -189,33 +197,118 @@ def mridiff_methods(quick: bool, samples: int) -> list[tuple[str, dict[str, Any]
     return out
 
 
+class RowCache:
+    """Finished rows of an interrupted run, so a run that outlasts a CPU session can go on (``--resume``).
+
+    Every row is written to ``<out>.partial/`` as soon as it is measured: its metrics (JSON) and the example slice
+    of its image (``.npy``, for the figure). ``settings.json`` holds what the rows depend on (model hash, data,
+    slices, samples, seed, ...); a resumed run with other settings is refused rather than mixed. Rows are keyed by
+    case and method, so a later run can also add a method (e.g. the U-Net once it has trained) to finished rows.
+    """
+
+    def __init__(self, root: Path, settings: dict[str, Any], resume: bool) -> None:
+        self.root, self.resume = root, resume
+        stored = root / "settings.json"
+        if resume and stored.is_file():
+            old = json.loads(stored.read_text())
+            if old != settings:
+                diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+                sys.exit(f"error: {root}: cached rows were measured with other settings ({', '.join(diff)}); "
+                         "remove the folder or run without --resume")
+        elif root.exists() and not resume:
+            for f in root.glob("*"):
+                f.unlink()
+        root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(stored, settings)
+        self.reused = 0
+
+    @staticmethod
+    def _slug(key: str) -> str:
+        return "".join(c if c.isalnum() else "_" for c in key)
+
+    def get(self, key: str) -> tuple[dict[str, Any], np.ndarray] | None:
+        """The cached row and example image of ``key``, when resuming and both were written."""
+        meta, img = self.root / f"{self._slug(key)}.json", self.root / f"{self._slug(key)}.npy"
+        if not (self.resume and meta.is_file() and img.is_file()):
+            return None
+        self.reused += 1
+        return json.loads(meta.read_text()), np.load(img)
+
+    def put(self, key: str, result: dict[str, Any], example: np.ndarray) -> None:
+        """Store a row (image first, then the JSON that marks the row finished)."""
+        slug = self._slug(key)
+        buffer = io.BytesIO()
+        np.save(buffer, example)
+        atomic_write_bytes(self.root / f"{slug}.npy", buffer.getvalue(), overwrite=True)
+        write_json_atomic(self.root / f"{slug}.json", result)
+
+
+def cpu_model() -> str:
+    """The processor's name: rows resumed from another kind of machine would make the times incomparable."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through mridiff's atomic writer: a killed run leaves no half-written file."""
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n", overwrite=True)
+
+
 def run_case(variant: str, acc: int, args: argparse.Namespace, rec: Reconstructor, unet: torch.nn.Module | None,
-             lambdas: dict[str, float]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+             lambdas: dict[str, float], cache: RowCache) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Every method's row on one case; ``images`` holds each method's example slice (the figure's)."""
     case = Case(test_items(args.data, variant, args.slices), [], acc, args.seed)
     n = len(case.items)
-    rows, images = [], {"target": case.gt}
-    cond = case.problem.cond
-    assert cond is not None  # A^H y, the zero-filled image
-    zf = np.abs(cond.numpy()) * case.problem.scale.numpy()[:, None, None]
-    if case.multicoil:  # the protocol's zero-filled baseline for multi-coil data is the RSS of the coil images
-        zf = rec.reconstruct(case.kspace, case.mask, multicoil=True, steps=1, dc="none", sens=case.sens).zero_filled
-    images["zero-filled"] = zf
-    rows.append(row(case, variant, acc, "zero-filled", zf, 0.0, "-"))
+    ex = n // 2 if args.quick else 0  # the slice shown in the figure
+    rows: list[dict[str, Any]] = []
+    images = {"target": case.gt[ex]}
+
+    def measured(name: str, compute: Any, version: str = "") -> None:
+        """Reuse the cached row of ``name`` (at ``version``) or compute it: ``compute() -> (row, image, std)``."""
+        key = f"{variant}:{acc}:{name}{version}"
+        hit = cache.get(key)
+        if hit is None:
+            result, pred, std = compute()
+            example = np.stack([pred[ex], std[ex] if std is not None else np.full_like(pred[ex], np.nan)])
+            cache.put(key, result, example)
+        else:
+            result, example = hit
+            print(f"reused: {key}", flush=True)
+        rows.append(result)
+        images[name] = example[0]
+        if not np.isnan(example[1]).all():
+            images["std"] = example[1]
+
+    def zero_filled() -> tuple[dict[str, Any], np.ndarray, None]:
+        cond = case.problem.cond
+        assert cond is not None  # A^H y, the zero-filled image
+        zf = np.abs(cond.numpy()) * case.problem.scale.numpy()[:, None, None]
+        if case.multicoil:  # the protocol's zero-filled baseline for multi-coil data is the RSS of the coil images
+            zf = rec.reconstruct(case.kspace, case.mask, multicoil=True, steps=1, dc="none", sens=case.sens).zero_filled
+        return row(case, variant, acc, "zero-filled", zf, 0.0, "-"), zf, None
+
+    measured("zero-filled", zero_filled)
     for method in args.cs:
-        key = f"{variant}:{acc}:{method}"
-        start = time.perf_counter()
-        pred = cs_recon(case, method, lambdas[key])
-        name = CS_METHODS[method]
-        images[name] = pred
-        iters = CS_ITERS // 3 if method == "bart" else CS_ITERS
-        rows.append(row(case, variant, acc, name, pred, (time.perf_counter() - start) / n, f"{iters} it",
-                        {"lambda": lambdas[key]}))
+        def cs(method: str = method) -> tuple[dict[str, Any], np.ndarray, None]:
+            lam = lambdas[f"{variant}:{acc}:{method}"]
+            start = time.perf_counter()
+            pred = cs_recon(case, method, lam)
+            iters = CS_ITERS // 3 if method == "bart" else CS_ITERS
+            return (row(case, variant, acc, CS_METHODS[method], pred, (time.perf_counter() - start) / n,
+                        f"{iters} it", {"lambda": lam}), pred, None)
+        measured(CS_METHODS[method], cs)
     if unet is not None:
-        start = time.perf_counter()
-        pred = (unet_reconstruct(unet, cond) * case.problem.scale[:, None, None]).numpy()
-        images["fastMRI U-Net"] = pred
-        rows.append(row(case, variant, acc, "fastMRI U-Net (same budget)", pred, (time.perf_counter() - start) / n,
-                        "1"))
+        def unet_row() -> tuple[dict[str, Any], np.ndarray, None]:
+            assert unet is not None and case.problem.cond is not None
+            start = time.perf_counter()
+            pred = (unet_reconstruct(unet, case.problem.cond) * case.problem.scale[:, None, None]).numpy()
+            return (row(case, variant, acc, UNET_ROW, pred, (time.perf_counter() - start) / n, "1"), pred, None)
+        measured(UNET_ROW, unet_row, f"@{args.unet_sha256[:12]}")  # weights that trained on are measured anew
     plan = mridiff_methods(args.quick, args.samples)
     if not args.quick and f"{variant}:{acc}" in args.ddpm_cases:
         plan.append(("mridiff DDPM-1000 + DC", {"sampler": "ddpm", "steps": 1000, "dc": "hard", "samples": 1,
@@ -223,17 +316,23 @@ def run_case(variant: str, acc: int, args: argparse.Namespace, rec: Reconstructo
     for name, kw in plan:
         kw = dict(kw)
         subset = kw.pop("subset", n)
-        res = rec.reconstruct(case.kspace[:subset], case.mask, multicoil=case.multicoil, seed=args.seed,
-                              batch_size=min(subset, 4),
-                              sens=None if case.sens is None else case.sens[:subset], **kw)
-        extra: dict[str, Any] = {}
-        if kw["samples"] > 1:
-            extra = uncertainty_calibration(case.gt[:subset], res.mean, res.std)
-            images["std"] = res.std
-        images[name] = res.mean
         label = name if subset == n else f"{name} ({subset} slice{'s' * (subset > 1)})"
-        nfe = str(res.nfe * kw["samples"])
-        rows.append(row(case, variant, acc, label, res.mean, res.seconds_per_slice, nfe, extra))
+
+        def sample(kw: dict[str, Any] = kw, subset: int = subset, label: str = label
+                   ) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+            res = rec.reconstruct(case.kspace[:subset], case.mask, multicoil=case.multicoil, seed=args.seed,
+                                  batch_size=min(subset, 4),
+                                  sens=None if case.sens is None else case.sens[:subset], **kw)
+            extra: dict[str, Any] = {}
+            if kw["samples"] > 1:
+                extra = uncertainty_calibration(case.gt[:subset], res.mean, res.std)
+            nfe = str(res.nfe * kw["samples"])
+            result = row(case, variant, acc, label, res.mean, res.seconds_per_slice, nfe, extra)
+            std = res.std if kw["samples"] > 1 and len(res.mean) > ex else None
+            pred = res.mean if len(res.mean) > ex else np.full((ex + 1, *case.gt.shape[1:]), np.nan, np.float32)
+            return result, pred, std
+        measured(label, sample)
+    images = {k: v for k, v in images.items() if not np.isnan(v).all()}
     return rows, images
 
 
@@ -246,13 +345,13 @@ def _short(name: str) -> str:
     return name
 
 
-def figure(images: dict[str, np.ndarray], index: int, path: Path) -> None:
+def figure(images: dict[str, np.ndarray], path: Path) -> None:
     """One example slice per method: images on top, |error| x3 below (same grey scale), std map last."""
-    gt = images["target"][index]
-    names = [k for k in images if k not in ("target", "std") and images[k].shape[0] > index]
+    gt = images["target"]
+    names = [k for k in images if k not in ("target", "std")]
     vmax = float(np.percentile(gt, 99.5))
-    top = [gt] + [images[k][index] for k in names] + [images["std"][index] * 5]
-    bottom = [np.zeros_like(gt)] + [np.abs(images[k][index] - gt) * 3 for k in names] + [np.zeros_like(gt)]
+    top = [gt] + [images[k] for k in names] + [images["std"] * 5]
+    bottom = [np.zeros_like(gt)] + [np.abs(images[k] - gt) * 3 for k in names] + [np.zeros_like(gt)]
     labels = ["target"] + [_short(k) for k in names] + ["std x5"]
     panel_png([top, bottom], labels, path, vmaxes=[vmax] * len(labels), overwrite=True)
 
@@ -308,6 +407,9 @@ def main() -> None:
                    help="variant:acceleration pairs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output stem (default benchmarks/results/quality[_quick])")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the rows (and CS weights) an interrupted run with the same settings left in "
+                        "<out>.partial/; rows of methods not run before (e.g. --unet) are added")
     args = p.parse_args()
     args.slices = args.slices or (2 if args.quick else (24 if args.data == "cheng" else 6))
     n_val = args.val_slices or (1 if args.quick else 4)
@@ -323,19 +425,32 @@ def main() -> None:
     if args.unet and unet is None:
         print(f"note: {args.unet} not found; the U-Net row is skipped", flush=True)
     grid = LAMBDAS_QUICK if args.quick else LAMBDAS_FULL
-    lambdas: dict[str, float] = {}
-    tuning: dict[str, Any] = {}
+    settings = {"model_sha256": rec.model.meta.get("sha256"), "data": args.data, "slices": args.slices,
+                "val_slices": n_val, "samples": args.samples, "seed": args.seed, "quick": args.quick,
+                "ddpm_slices": args.ddpm_slices, "lambda_grid": grid, "cs_iters": CS_ITERS, "cpu": cpu_model(),
+                "torch": torch.__version__,
+                "unet_sha256": sha256_file(args.unet) if unet is not None else None}
+    args.unet_sha256 = settings["unet_sha256"]
+    cache = RowCache(out.with_suffix(".partial"), {k: v for k, v in settings.items() if k != "unet_sha256"},
+                     args.resume)
+    tuned_file = cache.root / "lambdas.json"
+    tuned = json.loads(tuned_file.read_text()) if args.resume and tuned_file.is_file() else {}
+    lambdas: dict[str, float] = tuned.get("lambdas", {})
+    tuning: dict[str, Any] = tuned.get("tuning", {})
     for variant, acc in cases:
-        val = [Case(val_items(args.data, variant, n_val), [], acc, args.seed)]
         for method in args.cs:
+            key = f"{variant}:{acc}:{method}"
+            if key in lambdas:
+                continue
+            val = [Case(val_items(args.data, variant, n_val), [], acc, args.seed)]
             lam, scores = tune_lambda(val, method, grid)
-            lambdas[f"{variant}:{acc}:{method}"] = lam
-            tuning[f"{variant}:{acc}:{method}"] = scores
+            lambdas[key], tuning[key] = lam, scores
+            write_json_atomic(tuned_file, {"lambdas": lambdas, "tuning": tuning})
             print(f"tuned {variant} {acc}x {method}: lambda={lam}", flush=True)
     rows: list[dict[str, Any]] = []
     example: dict[str, np.ndarray] = {}
     for variant, acc in cases:
-        case_rows, images = run_case(variant, acc, args, rec, unet, lambdas)
+        case_rows, images = run_case(variant, acc, args, rec, unet, lambdas, cache)
         rows += case_rows
         example = images
     unet_meta = json.loads(Path(args.unet).with_suffix(".json").read_text()) if unet is not None else None
@@ -343,17 +458,20 @@ def main() -> None:
                   "training": rec.model.meta.get("training", {})}
     machine = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
     header = (f"Reconstruction quality, {time.strftime('%Y-%m-%d')}, {machine}, "
-              f"{time.perf_counter() - start_all:.0f} s in all{' (--quick)' if args.quick else ''}. "
+              f"{time.perf_counter() - start_all:.0f} s in all{' (--quick)' if args.quick else ''}"
+              + (f", {cache.reused} rows reused from an interrupted run on this machine (--resume)"
+                 if cache.reused else "") + ". "
               + describe(args, unet_meta))
-    result = {"header": header, "args": vars(args), "lambdas": lambdas, "lambda_tuning": tuning,
+    result = {"header": header, "args": vars(args), "settings": settings, "lambdas": lambdas,
+              "lambda_tuning": tuning,
               "unet": unet_meta, "mridiff_model": str(args.ckpt or "bundled"), "model_meta": model_meta,
               "rows": rows}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write_json_atomic(out.with_suffix(".json"), result)
     label = "Colin27" if args.data == "colin27" else "real (meningioma)"
-    out.with_suffix(".md").write_text(markdown(rows, header, label))
-    if example:
-        figure(example, len(example["target"]) // 2 if args.quick else 0, out.with_suffix(".png"))
+    atomic_write_text(out.with_suffix(".md"), markdown(rows, header, label), overwrite=True)
+    if example and "std" in example:
+        figure(example, out.with_suffix(".png"))
     print(markdown(rows, header, label))
 
 

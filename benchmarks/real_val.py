@@ -29,6 +29,7 @@ from skimage.transform import resize
 from mridiff.data.augmentation import t2_like
 from mridiff.data.simulate import ifft2c_np, simulate_kspace
 from mridiff.inference.reconstruct import Reconstructor
+from mridiff.io.atomic import atomic_write_text
 from mridiff.metrics import volume_metrics
 from mridiff.physics.masks import MaskSpec, make_mask
 
@@ -112,8 +113,8 @@ def main() -> None:
                      f"{r.get('steps', '')} | {r.get('dc', '')} | {r.get('K', '')} | {r['PSNR']:.2f} | "
                      f"{r['SSIM']:.4f} |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".json").write_text(json.dumps({"header": header, "rows": rows}, indent=2))
-    Path(args.out + ".md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(Path(args.out + ".json"), json.dumps({"header": header, "rows": rows}, indent=2), overwrite=True)
+    atomic_write_text(Path(args.out + ".md"), "\n".join(lines) + "\n", overwrite=True)
     print("\n".join(lines))
 
 

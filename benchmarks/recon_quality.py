@@ -24,6 +24,7 @@ import torch
 from mridiff.config import load_config
 from mridiff.data.fastmri_h5 import open_scan, read_slice
 from mridiff.inference.reconstruct import Reconstructor
+from mridiff.io.atomic import atomic_write_text
 from mridiff.metrics import psnr, volume_metrics
 from mridiff.physics.masks import MaskSpec, make_mask
 from mridiff.training.run import train
@@ -136,8 +137,9 @@ def main() -> None:
               "fraction 0.08 (4x) / 0.04 (8x), seeded per volume; "
               "metrics as fastmri.evaluate on the slices listed (PSNR ± per-slice std).")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".json").write_text(json.dumps({"header": header, "train": train_info, "rows": rows}, indent=2))
-    Path(args.out + ".md").write_text(markdown(rows, header))
+    atomic_write_text(Path(args.out + ".json"),
+                      json.dumps({"header": header, "train": train_info, "rows": rows}, indent=2), overwrite=True)
+    atomic_write_text(Path(args.out + ".md"), markdown(rows, header), overwrite=True)
     print(markdown(rows, header))
 
 

@@ -29,6 +29,7 @@ from gpu_check import model_config, train_throughput  # noqa: E402
 
 from mridiff.data.fastmri_h5 import open_scan, read_slice  # noqa: E402
 from mridiff.inference.reconstruct import Reconstructor  # noqa: E402
+from mridiff.io.atomic import atomic_write_text  # noqa: E402
 from mridiff.physics.masks import MaskSpec, make_mask  # noqa: E402
 
 TEST = "work_data/default/{variant}_test/colin27.h5"
@@ -120,7 +121,7 @@ def main() -> None:
     results["peak_rss_GiB"] = peak_rss_gib()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(results, indent=2) + "\n", overwrite=True)
     lines = [f"Speed, {results['date']}, {results['machine']}, torch {results['torch']}, "
              f"{results['threads']} threads; one run, so compare ratios. Peak RSS {results['peak_rss_GiB']:.2f} GiB.",
              "", "| what | setting | images/s or s/slice | ratio | network s/slice | sampler overhead |",
@@ -133,7 +134,7 @@ def main() -> None:
             lines.append(f"| reconstruct {r['variant']} 128x128 | {r['sampler'].upper()}-{r['nfe']} + DC | "
                          f"{r['s_per_slice']:.2f} s | {r['time_vs_ddim10']:.2f}x DDIM-10 | "
                          f"{r['network_s_per_slice']:.2f} | {100 * r['sampler_overhead_fraction']:.1f}% |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n", overwrite=True)
     print("\n".join(lines))
 
 

@@ -30,6 +30,7 @@ from quality import by_number, evenly_spaced, tumour_box  # noqa: E402
 from mridiff.data.fastmri_h5 import open_scan, read_slice
 from mridiff.inference.model import training_summary
 from mridiff.inference.superres import SuperResolver, bicubic_upsample, simulate_lowres, sinc_upsample
+from mridiff.io.atomic import atomic_write_text
 from mridiff.io.figures import panel_png
 from mridiff.io.outputs import write_json
 from mridiff.metrics import box_metrics, psnr, ssim, uncertainty_calibration, volume_metrics
@@ -111,7 +112,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 ours = preds["mridiff"]
                 ours_mid = ours[mid] if ours is not None else np.zeros_like(gt[mid])  # blank: no model
                 err = np.abs(ours_mid - gt[mid]) * 4 if ours is not None else ours_mid
-                figure.append([gt[mid], preds["bicubic"][mid], preds["sinc"][mid], ours_mid, err])
+                bicubic, sinc = preds["bicubic"], preds["sinc"]
+                assert bicubic is not None and sinc is not None  # the baselines always run
+                figure.append([gt[mid], bicubic[mid], sinc[mid], ours_mid, err])
     return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
             "data": {"file": args.data, "slices": picks, "real": Path(args.data).is_dir(),
                      "truth": "complex image of simulated single-coil k-space (30 dB), magnitude for metrics"},
@@ -167,7 +170,7 @@ def main() -> None:
     out = Path(args.out)
     write_json(out / "sr_quality.json", res)
     text = markdown(res)
-    (out / "sr_quality.md").write_text(text)
+    atomic_write_text((out / "sr_quality.md"), text, overwrite=True)
     vmax = float(np.percentile(figure[0][0], 99.5))
     labels = [f"x{2 * 2**i}" + ("" if row[3].any() else " (no model)") for i, row in enumerate(figure)]
     panel_png(figure, ["HR truth", "bicubic", "sinc", "mridiff", "|err| x4"], out / "sr_quality.png",

@@ -17,6 +17,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from mridiff.io.atomic import atomic_write_text
+
 REPEATS = 5
 COMMANDS: dict[str, list[str]] = {
     'python -c "import torch"': [sys.executable, "-c", "import torch"],
@@ -44,7 +46,7 @@ def main() -> None:
     lines += [f"| `{name}` | {sec:.2f} | {sec / torch_s:.2f} |" for name, sec in results.items()]
     lines += ["", "Target (issue 13): `mridiff --help` and `mridiff info` under 2 s, i.e. well below one torch import; "
               "tests/commands/test_common.py keeps torch, MONAI, sigpy and Lightning out of both."]
-    OUT.write_text("\n".join(lines) + "\n")
+    atomic_write_text(OUT, "\n".join(lines) + "\n", overwrite=True)
     print("\n".join(lines))
 
 

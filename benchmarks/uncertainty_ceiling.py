@@ -41,6 +41,7 @@ from mridiff.data.simulate import add_complex_noise, ifft2c_np, simulate_kspace 
 from mridiff.inference.calibration import foreground, smooth_std  # noqa: E402
 from mridiff.inference.options import preset_options  # noqa: E402
 from mridiff.inference.reconstruct import Reconstructor  # noqa: E402
+from mridiff.io.atomic import atomic_write_text  # noqa: E402
 from mridiff.physics.masks import MaskSpec, make_mask  # noqa: E402
 
 
@@ -139,8 +140,9 @@ def main() -> None:
                      f"{pair(r['oracle_smoothed'], top)} |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out.with_suffix(".json"),
+                      json.dumps({"header": header, "rows": rows}, indent=2) + "\n", overwrite=True)
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n", overwrite=True)
     print("\n".join(lines))
 
 

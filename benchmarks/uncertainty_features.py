@@ -39,6 +39,7 @@ from mridiff.data.simulate import simulate_kspace
 from mridiff.inference.calibration import STD_SMOOTHING_PX, foreground, scale_of, smooth_std
 from mridiff.inference.options import preset_options
 from mridiff.inference.reconstruct import Reconstructor
+from mridiff.io.atomic import atomic_write_text
 from mridiff.physics.masks import MaskSpec, make_mask
 
 
@@ -138,8 +139,8 @@ def main() -> None:
     for mode in args.modes:
         cells = {r["map"]: f"{r['whole image']:.2f} / {r['object']:.2f}" for r in rows if r["mode"] == mode}
         table.append(f"| {mode}x | {cells['std']} | {cells['fit']} | {cells['bootstrap']} | {cells['bootstrap+std']} |")
-    out.with_suffix(".md").write_text(head + "\n".join(table) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".md"), head + "\n".join(table) + "\n", overwrite=True)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(rows, indent=2) + "\n", overwrite=True)
     print(head + "\n".join(table))
 
 

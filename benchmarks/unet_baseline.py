@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 from mridiff.config import load_config
+from mridiff.io.atomic import atomic_write_text
 from mridiff.io.figures import loss_curve_png
 from mridiff.tasks.registry import example_builder
 from mridiff.training.data import ImageBankDataset, SliceDataset, list_files
@@ -141,7 +142,7 @@ def train_unet(config_path: str, minutes: float, out: Path, chans: int, pools: i
     tmp = out.with_name(out.name + ".tmp.safetensors")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, out.with_suffix(".safetensors"))
-    out.with_suffix(".json").write_text(json.dumps(config, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(config, indent=2) + "\n", overwrite=True)
     write_loss_png(log_path)
     return config
 
