@@ -272,6 +272,9 @@ def run_case(variant: str, acc: int, args: argparse.Namespace, rec: Reconstructo
         """Reuse the cached row of ``name`` (at ``version``) or compute it: ``compute() -> (row, image, std)``."""
         key = f"{variant}:{acc}:{name}{version}"
         hit = cache.get(key)
+        if hit is None and args.only and not any(part in name for part in args.only):
+            print(f"skipped (not in --only): {key}", flush=True)
+            return
         if hit is None:
             result, pred, std = compute()
             example = np.stack([pred[ex], std[ex] if std is not None else np.full_like(pred[ex], np.nan)])
@@ -368,15 +371,15 @@ def markdown(rows: list[dict[str, Any]], header: str, data_label: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def describe(args: argparse.Namespace, unet_meta: dict[str, Any] | None) -> str:
-    """The protocol line of the table header."""
+def describe(args: argparse.Namespace, unet_meta: dict[str, Any] | None, train_data: str | None = None) -> str:
+    """The protocol line of the table header; ``train_data``: the mridiff model's training data (its model card)."""
     unet = (f"U-Net: fastmri.models.Unet, {unet_meta.get('steps')} steps in {unet_meta.get('train_seconds')} s "
             f"({unet_meta.get('budget', 'wall-clock seconds')}), the same budget as the mridiff model. "
             if unet_meta else "U-Net: not run (no weights given). ")
     if args.data == "colin27":
         data = (f"Test: Colin27 (one subject, never trained on), {args.slices} central axial slices, 128x128, "
-                "**simulated k-space**. Train: MNI152 templates (population averages). CS weights tuned on "
-                "template validation slices. ")
+                "**simulated k-space**. mridiff trained on "
+                f"`{train_data or 'unknown (no model card)'}`. CS weights tuned on template validation slices. ")
     else:
         data = (f"Test: **real clinical images, simulated k-space**: {args.slices} slices of the meningioma/ "
                 "folder of the Cheng brain-tumour set (never trained on, never used to choose anything), spread "
@@ -406,6 +409,10 @@ def main() -> None:
     p.add_argument("--cases", nargs="+", default=["singlecoil:4", "singlecoil:8", "multicoil:8"],
                    help="variant:acceleration pairs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                   help="compute only the rows whose method name contains one of these (others are reused from "
+                        "the --resume cache or left out): to share one case's rows between two processes, each "
+                        "with its own --out, then merge the .partial folders and --resume once more")
     p.add_argument("--out", default=None, help="output stem (default benchmarks/results/quality[_quick])")
     p.add_argument("--resume", action="store_true",
                    help="reuse the rows (and CS weights) an interrupted run with the same settings left in "
@@ -461,7 +468,7 @@ def main() -> None:
               f"{time.perf_counter() - start_all:.0f} s in all{' (--quick)' if args.quick else ''}"
               + (f", {cache.reused} rows reused from an interrupted run on this machine (--resume)"
                  if cache.reused else "") + ". "
-              + describe(args, unet_meta))
+              + describe(args, unet_meta, model_meta['training'].get('data_root')))
     result = {"header": header, "args": vars(args), "settings": settings, "lambdas": lambdas,
               "lambda_tuning": tuning,
               "unet": unet_meta, "mridiff_model": str(args.ckpt or "bundled"), "model_meta": model_meta,
