@@ -62,10 +62,13 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_defaults_match_the_bundled_models() -> None:
     cards = {card.stem: json.loads(card.read_text()) for card in WEIGHTS.glob("*.json")}
     assert set(cards) == {"recon", "sr_x2", "augment"}
-    for name, meta in cards.items():  # template models at 128, real-data models (the recon prior) on the 256 set
+    for name, meta in cards.items():  # template models at 128, real-data models on the 256 set (patches of it), or
+        # at the size their config resamples whole slices to (the augmentation generator: 128)
         real = str(meta["training"]["data_root"]).endswith("train_images.h5")
-        side = REAL_SET_MATRIX if real else BUNDLED_MATRIX
+        resampled = meta["training"]["config"]["data"].get("image_size")
+        side = (resampled or REAL_SET_MATRIX) if real else BUNDLED_MATRIX
         assert meta["training"]["image_size"] == [side, side], name
+    assert cards["augment"]["training"]["image_size"] == [BUNDLED_MATRIX, BUNDLED_MATRIX]  # what `augment` writes
     assert str(cards["recon"]["training"]["data_root"]).endswith("train_images.h5")
     lo, hi = cards["recon"]["domain"]["matrix"]  # the template-sized defaults below are inside the recon domain too
     assert lo <= BUNDLED_MATRIX <= hi and lo <= REAL_SET_MATRIX <= hi
