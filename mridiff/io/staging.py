@@ -218,7 +218,7 @@ class OutputStage:
 
     def __enter__(self) -> OutputStage:
         self._discard_staged()
-        self.root.mkdir(parents=True, exist_ok=True)
+        _make_dirs(self.root)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -236,6 +236,22 @@ class OutputStage:
         for d in (self.folder, self.folder.parent):
             with contextlib.suppress(OSError):
                 d.rmdir()  # only when empty
+
+
+def _make_dirs(path: Path, attempts: int = 20) -> None:
+    """``mkdir -p`` that survives another rank removing the shared, momentarily empty staging base meanwhile.
+
+    Each rank removes ``OUT/.mridiff-partial`` when it is empty after a commit (:meth:`OutputStage._remove_empty`);
+    if that happens between creating the base and creating this input's folder in it, ``mkdir`` fails with
+    ``FileNotFoundError``. Creating the chain again is then correct: the base is only ever removed while empty.
+    """
+    for _ in range(attempts - 1):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            return
+        except FileNotFoundError:
+            continue
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def _inside(rel: Any) -> bool:

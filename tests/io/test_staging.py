@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from mridiff.errors import InputError, Interrupted
-from mridiff.io.staging import OutputStage, lock_output_dir, recover_all, signals_held, terminate_as_interrupt
+from mridiff.io.staging import (
+    STAGING_DIR,
+    OutputStage,
+    lock_output_dir,
+    recover_all,
+    signals_held,
+    terminate_as_interrupt,
+)
 
 
 def _stage_one(out: Path, name: str = "scan.h5", text: str = "new") -> OutputStage:
@@ -40,6 +47,28 @@ def test_commit_moves_everything_into_place_and_leaves_nothing_behind(tmp_path: 
     assert order[1:] == ["scan.nii.gz", "scan.h5", "recorded"]  # journal first, the marker file last, then recorded
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
         "nifti", "nifti/scan.nii.gz", "reconstructions", "reconstructions/scan.h5"]
+
+
+def test_staging_survives_another_rank_removing_the_empty_base_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CI race of two torchrun ranks: one removes the empty ``.mridiff-partial`` just after the other made it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    base, folder = out / STAGING_DIR, out / STAGING_DIR / "c.h5"
+    real = os.mkdir
+    removals: list[str] = []
+
+    def other_rank_cleans_up(path: str | os.PathLike[str], mode: int = 0o777) -> None:
+        if Path(path) == folder and base.is_dir() and not any(base.iterdir()) and len(removals) < 2:
+            removals.append(str(path))
+            base.rmdir()  # what the other rank's _remove_empty does after its commit
+        real(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", other_rank_cleans_up)
+    with OutputStage(out, "c.h5") as stage:
+        assert stage.root.is_dir()
+    assert len(removals) == 2  # the race was hit (twice in a row) and survived
+    assert not base.exists()  # and the stage still cleans up after itself
 
 
 def test_a_killed_commit_marks_its_outputs_stale_until_the_input_is_committed_again(tmp_path: Path) -> None:
